@@ -1,0 +1,10 @@
+// Package images holds the build contexts of pgha's images, embedded in the
+// binary so that an installed pgha builds them anywhere.
+package images
+
+import "embed"
+
+// Contexts holds one directory per image: etcd/, patroni/, objectstore/.
+//
+//go:embed etcd patroni objectstore
+var Contexts embed.FS

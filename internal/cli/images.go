@@ -1,0 +1,75 @@
+package cli
+
+import (
+	"time"
+
+	"github.com/pgha/pgha/pkg/provision"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) newImagesCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "images",
+		Short: "Build or list the images pgha runs",
+	}
+	var output string
+	build := &cobra.Command{
+		Use:   "build",
+		Short: "Build the images that are missing (an unchanged build context is never rebuilt)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.images(cmd, output, true)
+		},
+	}
+	build.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "Show which image each role uses and where it comes from",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.images(cmd, output, false)
+		},
+	}
+	list.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	cmd.AddCommand(build, list)
+	return cmd
+}
+
+func (a *app) images(cmd *cobra.Command, output string, build bool) error {
+	if err := checkOutput(output); err != nil {
+		return usageError{err}
+	}
+	ctx := cmd.Context()
+	docker, err := a.engine(ctx)
+	if err != nil {
+		return err
+	}
+	st := a.newStatus()
+	defer st.Close()
+	p := &provision.Provisioner{Docker: docker, Progress: st}
+	st.Start("Resolving images")
+	start := time.Now()
+	set, err := p.ResolveImages(ctx)
+	if err != nil {
+		return err
+	}
+	st.End(true, "Images resolved ("+time.Since(start).Round(time.Millisecond).String()+")")
+	if build {
+		if err := p.BuildImages(ctx, &set); err != nil {
+			return err
+		}
+	}
+	if output == "json" {
+		return printJSON(a.stdout, set)
+	}
+	var rows [][]string
+	for _, im := range []provision.Image{set.Patroni, set.Etcd, set.ObjectStore} {
+		state := "present"
+		if im.Pending() {
+			state = "to build"
+		}
+		rows = append(rows, []string{im.Role, im.Ref, im.Source, state})
+	}
+	a.printTable([]string{"ROLE", "IMAGE", "SOURCE", "STATE"}, rows)
+	return nil
+}

@@ -1,0 +1,137 @@
+// Package cli is pgha's command line: one file per command, output rendering
+// and the progress display. It owns the process's one Docker client.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/docker/docker/client"
+	"github.com/pgha/pgha/pkg/provision"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// version is stamped at build time with -ldflags "-X github.com/pgha/pgha/internal/cli.version=v1.2.3".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+// app carries what every command shares: streams, terminal facts and the
+// Docker client, made on first use.
+type app struct {
+	stdout, stderr io.Writer
+	stdoutTTY      bool
+	stderrTTY      bool
+	color          bool
+	verbose        bool
+	docker         *client.Client
+}
+
+// Main runs pgha with the process's arguments and returns its exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := &app{
+		stdout:    os.Stdout,
+		stderr:    os.Stderr,
+		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
+		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+	}
+	a.color = a.stderrTTY && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
+	return a.run(ctx, os.Args[1:])
+}
+
+func (a *app) run(ctx context.Context, args []string) int {
+	root := a.newRootCommand()
+	root.SetArgs(args)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	err := root.ExecuteContext(ctx)
+	if a.docker != nil {
+		a.docker.Close()
+	}
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
+		fmt.Fprintln(a.stderr, "interrupted: run the same command again to complete, or `pgha down` to clean up")
+		return exitInterrupted
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(a.stderr, "error: %v\n", err)
+		return exitUsage
+	case errors.As(err, new(silentError)):
+		return exitError
+	default:
+		fmt.Fprintf(a.stderr, "error: %v\n", err)
+		return exitError
+	}
+}
+
+// usageError is bad input on the command line (exit code 2).
+type usageError struct{ error }
+
+// silentError means the command has already reported its failure.
+type silentError struct{ error }
+
+func (a *app) newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "pgha",
+		Short: "A PostgreSQL high-availability lab on Docker: etcd, Patroni, PostgreSQL 17 and an S3 store",
+		Long: `pgha builds and runs a local PostgreSQL high-availability cluster on a Docker engine:
+3 etcd members, 3 Patroni nodes running PostgreSQL 17 with streaming replication and
+automatic failover, and an S3 object store, all on one bridge network, then proves it works.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	root.PersistentFlags().BoolVar(&a.verbose, "verbose", false, "show the output of long steps (builds, waits)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		a.newUpCommand(),
+		a.newDownCommand(),
+		a.newStatusCommand(),
+		a.newEnvCommand(),
+		a.newImagesCommand(),
+		a.newVersionCommand(),
+	)
+	return root
+}
+
+// engine returns the process's Docker client, connecting on first use.
+func (a *app) engine(ctx context.Context) (*client.Client, error) {
+	if a.docker != nil {
+		return a.docker, nil
+	}
+	cli, err := provision.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a.docker = cli
+	return cli, nil
+}
+
+func (a *app) newStatus() *status { return newStatus(a.stderr, a.stderrTTY, a.color, a.verbose) }
+
+func (a *app) newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print pgha's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(a.stdout, "pgha %s\n", version)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pgha/pgha/pkg/provision"
+	"github.com/pgha/pgha/pkg/topology"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) newStatusCommand() *cobra.Command {
+	var name, output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the cluster at a glance: containers, images, roles, ports, health",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return usageError{err}
+			}
+			return a.showStatus(cmd, name, output)
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", topology.DefaultName, "cluster name")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+// showStatus prints the cluster summary. Missing, stopped or unhealthy
+// containers are listed on stderr after the table.
+func (a *app) showStatus(cmd *cobra.Command, name, output string) error {
+	ctx := cmd.Context()
+	docker, err := a.engine(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := provision.Status(ctx, docker, name)
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		return printJSON(a.stdout, st)
+	}
+	var rows [][]string
+	for _, n := range st.Nodes {
+		state := n.State
+		if n.Health != "" && n.Health != "-" {
+			state += ", " + n.Health
+		}
+		rows = append(rows, []string{n.Service, n.Container, n.Image, n.Role, strings.Join(n.Ports, " "), state})
+	}
+	a.printTable([]string{"SERVICE", "CONTAINER", "IMAGE", "ROLE", "PORTS", "STATUS"}, rows)
+	for _, p := range st.Problems {
+		fmt.Fprintf(a.stderr, "! %s\n", p)
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/docker/docker/client"
+	"github.com/pgha/pgha/pkg/provision"
+	"github.com/pgha/pgha/pkg/topology"
+	"github.com/spf13/cobra"
+)
+
+// topologyFlags are the ways to say which cluster to build.
+type topologyFlags struct {
+	file       string
+	name       string
+	etcd       int
+	patroni    int
+	portOffset int
+}
+
+func (f *topologyFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&f.file, "file", "f", "", "topology file (YAML); default: the seed topology")
+	cmd.Flags().StringVar(&f.name, "name", topology.DefaultName, "cluster name")
+	cmd.Flags().IntVar(&f.etcd, "etcd", 3, "number of etcd members (without -f)")
+	cmd.Flags().IntVar(&f.patroni, "patroni", 3, "number of Patroni nodes (without -f)")
+	cmd.Flags().IntVar(&f.portOffset, "port-offset", 0, "add this to every host port, to run a cluster beside another")
+}
+
+// resolve returns the topology to build. Without -f or count flags, an existing
+// cluster keeps the topology it was created with; a different one is refused.
+func (f *topologyFlags) resolve(ctx context.Context, cmd *cobra.Command, docker *client.Client) (topology.Cluster, []string, error) {
+	changed := cmd.Flags().Changed
+	if f.file != "" && (changed("etcd") || changed("patroni")) {
+		return topology.Cluster{}, nil, usageError{errors.New("--etcd and --patroni cannot be combined with -f: set the nodes in the file")}
+	}
+	var want topology.Cluster
+	var warnings []string
+	var err error
+	switch {
+	case f.file != "":
+		if want, warnings, err = topology.LoadFile(f.file); err != nil {
+			return want, nil, err
+		}
+		if changed("name") {
+			want.Name = f.name
+		}
+	case !changed("etcd") && !changed("patroni") && !changed("port-offset"):
+		// Plain `up` on an existing cluster keeps the topology it was made with.
+		existing, err := provision.FindCluster(ctx, docker, f.name)
+		if err == nil {
+			return existing, nil, nil
+		}
+		if !errors.As(err, new(provision.ErrNoCluster)) {
+			return want, nil, err
+		}
+		fallthrough
+	default:
+		if want, err = topology.Generate(f.name, f.etcd, f.patroni); err != nil {
+			return want, nil, usageError{err}
+		}
+	}
+	want.ShiftPorts(f.portOffset)
+	w, err := want.Validate()
+	if err != nil {
+		return want, nil, err
+	}
+	warnings = append(warnings, w...)
+	existing, err := provision.FindCluster(ctx, docker, want.Name)
+	if err != nil && !errors.As(err, new(provision.ErrNoCluster)) {
+		return want, nil, err
+	}
+	if err == nil && !reflect.DeepEqual(existing, want) {
+		return want, nil, fmt.Errorf("cluster %q already exists with a different topology; remove it first with `pgha down --name %s` (add -v to drop its data), or pick another --name", want.Name, want.Name)
+	}
+	return want, warnings, nil
+}

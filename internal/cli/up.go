@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pgha/pgha/pkg/provision"
+	"github.com/spf13/cobra"
+)
+
+type upFlags struct {
+	topology topologyFlags
+	timeout  time.Duration
+	output   string
+}
+
+func (a *app) newUpCommand() *cobra.Command {
+	f := &upFlags{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Build images if needed and bring the cluster up until it is ready",
+		Long: `Build the images that are missing, create the network, volumes and containers that
+are missing, start what is stopped, and wait until every etcd member is healthy, one
+Patroni node is the primary, every replica streams and the object store answers over TLS.
+On a running cluster it changes nothing.`,
+		Example: "  pgha up\n  pgha up -f examples/five-node.yaml\n  pgha up --name lab2 --port-offset 100",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(f.output); err != nil {
+				return usageError{err}
+			}
+			ctx := cmd.Context()
+			docker, err := a.engine(ctx)
+			if err != nil {
+				return err
+			}
+			topo, warnings, err := f.topology.resolve(ctx, cmd, docker)
+			if err != nil {
+				return err
+			}
+			st := a.newStatus()
+			defer st.Close()
+			for _, w := range warnings {
+				st.Warn(w)
+			}
+			start := time.Now()
+			p := &provision.Provisioner{Docker: docker, Progress: st}
+			res, err := p.Up(ctx, topo, f.timeout)
+			if err != nil {
+				return err
+			}
+			if res.Changed {
+				st.Info(fmt.Sprintf("Cluster %s is ready (%s)", topo.Name, time.Since(start).Round(100*time.Millisecond)))
+			} else {
+				st.Info(fmt.Sprintf("Cluster %s is already up and ready; nothing changed", topo.Name))
+			}
+			return a.showStatus(cmd, topo.Name, f.output)
+		},
+	}
+	f.topology.register(cmd)
+	cmd.Flags().DurationVar(&f.timeout, "timeout", 3*time.Minute, "how long to wait for the cluster to be ready (image builds not included)")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "summary format: table or json")
+	return cmd
+}

@@ -1,0 +1,353 @@
+package provision
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/jsonmessage"
+	"github.com/pgha/pgha/images"
+	"github.com/pgha/pgha/pkg/topology"
+)
+
+// Upstream images used when present or pullable, and the offline bases.
+const (
+	UpstreamEtcd  = "quay.io/coreos/etcd:v3.5.16"
+	UpstreamMinIO = "minio/minio:RELEASE.2024-10-02T17-50-41Z"
+	UbuntuBase    = "ubuntu:24.04"
+	PatroniAlias  = "patroni:local"
+)
+
+// Image labels: the image's role and the hash of what built it.
+const (
+	LabelImage   = "io.pgha.image"
+	LabelContext = "io.pgha.context"
+	LabelSource  = "io.pgha.source"
+)
+
+// Image is one resolved image: what containers of a role run.
+type Image struct {
+	Role   string `json:"role"`
+	Ref    string `json:"ref"`
+	Source string `json:"source"`
+	// Kind is the object store's kind (minio or versitygw); empty otherwise.
+	Kind string `json:"kind,omitempty"`
+	// Build is set when the image must still be built.
+	build *buildSpec
+}
+
+// ImageSet holds the three images a cluster runs.
+type ImageSet struct {
+	Etcd        Image `json:"etcd"`
+	Patroni     Image `json:"patroni"`
+	ObjectStore Image `json:"objectStore"`
+}
+
+func (s *ImageSet) all() []*Image { return []*Image{&s.Patroni, &s.Etcd, &s.ObjectStore} }
+
+// NeedsBuild says whether any image is still to be built.
+func (s ImageSet) NeedsBuild() bool {
+	for _, im := range s.all() {
+		if im.build != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// buildSpec is a local build: an embedded context, its base and extra inputs.
+type buildSpec struct {
+	dir   string // directory in images.Contexts
+	base  string // the BASE build argument
+	alias string // an extra tag, such as patroni:local
+	// offlineBase means base is pgha's mmdebstrap image and must exist first.
+	offlineBase bool
+	// extra adds generated files (such as the versitygw binary) to the context.
+	extra func(ctx context.Context) (map[string][]byte, error)
+}
+
+// ResolveImages decides where each image comes from without building anything:
+// an upstream image that is present or can be pulled, a local build that already
+// exists (same content hash), or a local build still to be made.
+func (p *Provisioner) ResolveImages(ctx context.Context) (ImageSet, error) {
+	var set ImageSet
+
+	// Patroni: always a local build, on Ubuntu when available, else offline Debian.
+	base, baseWords, offline := OfflineBaseRef, "Debian trixie offline base (mmdebstrap)", true
+	if p.present(ctx, UbuntuBase) || p.pull(ctx, UbuntuBase) == nil {
+		base, baseWords, offline = UbuntuBase, UbuntuBase+" with PGDG packages", false
+	}
+	pat, err := p.localImage(ctx, topology.RolePatroni, &buildSpec{dir: "patroni", base: base, alias: PatroniAlias, offlineBase: offline}, baseWords)
+	if err != nil {
+		return set, err
+	}
+	set.Patroni = pat
+
+	// etcd: upstream when present or pullable, else Debian's etcd-server.
+	set.Etcd, err = p.upstreamOr(ctx, topology.RoleEtcd, UpstreamEtcd,
+		&buildSpec{dir: "etcd", base: OfflineBaseRef, offlineBase: true}, "Debian etcd-server 3.5.16 on the offline base")
+	if err != nil {
+		return set, err
+	}
+
+	// Object store: MinIO when present or pullable, else versitygw from its Go module.
+	set.ObjectStore, err = p.upstreamOr(ctx, topology.RoleObjectStore, UpstreamMinIO,
+		&buildSpec{dir: "objectstore", base: OfflineBaseRef, offlineBase: true, extra: versityGWContext(p)},
+		"versitygw "+VersityGWVersion+" built from its Go module")
+	if err != nil {
+		return set, err
+	}
+	set.ObjectStore.Kind = topology.StoreVersityGW
+	if set.ObjectStore.Ref == UpstreamMinIO {
+		set.ObjectStore.Kind = topology.StoreMinIO
+	}
+	return set, nil
+}
+
+// upstreamOr uses the upstream image when present or pullable, else a local build.
+func (p *Provisioner) upstreamOr(ctx context.Context, role, upstream string, spec *buildSpec, words string) (Image, error) {
+	if p.present(ctx, upstream) {
+		return Image{Role: role, Ref: upstream, Source: "upstream image " + upstream + " (present)"}, nil
+	}
+	local, err := p.localImage(ctx, role, spec, words)
+	if err != nil || local.build == nil {
+		return local, err
+	}
+	if p.pull(ctx, upstream) == nil {
+		return Image{Role: role, Ref: upstream, Source: "upstream image " + upstream + " (pulled)"}, nil
+	}
+	return local, nil
+}
+
+// localImage names a local build by the hash of its context and base, and says
+// whether it exists already.
+func (p *Provisioner) localImage(ctx context.Context, role string, spec *buildSpec, words string) (Image, error) {
+	files, err := contextFiles(spec.dir)
+	if err != nil {
+		return Image{}, err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "base=%s\n", spec.base)
+	if spec.offlineBase {
+		fmt.Fprintf(h, "recipe=%s\n", strings.Join(offlineBaseRecipe, " "))
+	}
+	if spec.extra != nil {
+		fmt.Fprintf(h, "versitygw=%s\n", VersityGWVersion)
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(h, "%s %d\n", n, len(files[n]))
+		h.Write(files[n])
+	}
+	ref := fmt.Sprintf("pgha/%s:%s", role, hex.EncodeToString(h.Sum(nil))[:12])
+	im := Image{Role: role, Ref: ref, Source: "local build from " + words}
+	if !p.present(ctx, ref) {
+		im.build = spec
+	} else if spec.alias != "" && !p.present(ctx, spec.alias) {
+		if err := p.Docker.ImageTag(ctx, ref, spec.alias); err != nil {
+			return im, fmt.Errorf("tagging %s as %s: %w", ref, spec.alias, err)
+		}
+	}
+	return im, nil
+}
+
+// contextFiles reads an embedded build context.
+func contextFiles(dir string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	err := fs.WalkDir(images.Contexts, dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := images.Contexts.ReadFile(path)
+		files[strings.TrimPrefix(path, dir+"/")] = data
+		return err
+	})
+	return files, err
+}
+
+// BuildImages builds every image that ResolveImages left to build.
+func (p *Provisioner) BuildImages(ctx context.Context, set *ImageSet) error {
+	for _, im := range set.all() {
+		if im.build == nil {
+			continue
+		}
+		if im.build.offlineBase {
+			if err := p.EnsureOfflineBase(ctx); err != nil {
+				return err
+			}
+		}
+		p.Progress.Start(fmt.Sprintf("Building image %s", im.Ref))
+		start := time.Now()
+		if err := p.buildImage(ctx, im); err != nil {
+			p.Progress.End(false, "")
+			return err
+		}
+		im.build = nil
+		p.Progress.End(true, fmt.Sprintf("Built image %s from %s (%s)", im.Ref, strings.TrimPrefix(im.Source, "local build from "), since(start)))
+	}
+	return nil
+}
+
+func (p *Provisioner) buildImage(ctx context.Context, im *Image) error {
+	files, err := contextFiles(im.build.dir)
+	if err != nil {
+		return err
+	}
+	if im.build.extra != nil {
+		more, err := im.build.extra(ctx)
+		if err != nil {
+			return err
+		}
+		for n, b := range more {
+			files[n] = b
+		}
+	}
+	tarball, err := tarFiles(files)
+	if err != nil {
+		return err
+	}
+	base := im.build.base
+	tags := []string{im.Ref}
+	if im.build.alias != "" {
+		tags = append(tags, im.build.alias)
+	}
+	resp, err := p.Docker.ImageBuild(ctx, tarball, build.ImageBuildOptions{
+		Tags:        tags,
+		BuildArgs:   map[string]*string{"BASE": &base},
+		Remove:      true,
+		ForceRemove: true,
+		Version:     build.BuilderV1,
+		Labels:      map[string]string{LabelImage: im.Role, LabelContext: im.Ref, LabelSource: im.Source},
+	})
+	if err != nil {
+		return fmt.Errorf("building %s: %w", im.Ref, err)
+	}
+	defer resp.Body.Close()
+	// The engine answers 200 and reports a failed build inside the stream,
+	// so the stream is read to its end.
+	if err := p.readJSONStream(resp.Body); err != nil {
+		return fmt.Errorf("building %s failed: %w", im.Ref, err)
+	}
+	if !p.present(ctx, im.Ref) {
+		return fmt.Errorf("building %s: the engine reported success but the image is missing", im.Ref)
+	}
+	return nil
+}
+
+// readJSONStream shows a build, pull or import stream as progress and returns
+// the error it reports, with the output lines that led to it.
+func (p *Provisioner) readJSONStream(r io.Reader) error {
+	dec := json.NewDecoder(r)
+	var tail []string
+	for {
+		var m jsonmessage.JSONMessage
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("reading the engine's output: %w", err)
+		}
+		if m.Error != nil {
+			msg := m.Error.Message
+			if len(tail) > 0 {
+				msg += "\n--- last build output ---\n" + strings.Join(tail, "\n")
+			}
+			return errors.New(msg)
+		}
+		line := strings.TrimSpace(m.Stream)
+		if line == "" {
+			line = strings.TrimSpace(m.Status + " " + m.ID)
+		}
+		if line != "" {
+			p.Progress.Detail(line)
+			tail = append(tail, line)
+			if len(tail) > 15 {
+				tail = tail[1:]
+			}
+		}
+	}
+}
+
+func tarFiles(files map[string][]byte) (io.Reader, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		mode := int64(0o644)
+		if strings.HasSuffix(n, ".sh") || n == "versitygw" {
+			mode = 0o755
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: mode, Size: int64(len(files[n])), ModTime: time.Unix(0, 0)}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(files[n]); err != nil {
+			return nil, err
+		}
+	}
+	return &buf, tw.Close()
+}
+
+// present says whether the engine has the image.
+func (p *Provisioner) present(ctx context.Context, ref string) bool {
+	_, err := p.Docker.ImageInspect(ctx, ref)
+	return err == nil
+}
+
+// pull tries to pull an image, briefly: where no registry is reachable it fails fast.
+func (p *Provisioner) pull(ctx context.Context, ref string) error {
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rc, err := p.Docker.ImagePull(pctx, ref, image.PullOptions{})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := p.readJSONStream(rc); err != nil {
+		return err
+	}
+	if !p.present(ctx, ref) {
+		return fmt.Errorf("pull of %s did not produce the image", ref)
+	}
+	return nil
+}
+
+// RemoveImages removes every image pgha built (labelled io.pgha.image) and
+// the patroni:local tag. Images pgha pulled are left alone.
+func RemoveImages(ctx context.Context, docker *client.Client) ([]string, error) {
+	list, err := docker.ImageList(ctx, image.ListOptions{All: false, Filters: labelFilter(LabelImage)})
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, im := range list {
+		if _, err := docker.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !client.IsErrNotFound(err) {
+			return removed, fmt.Errorf("removing image %s: %w", strings.Join(im.RepoTags, ","), err)
+		}
+		removed = append(removed, im.RepoTags...)
+	}
+	return removed, nil
+}
+
+// Pending says whether the image still has to be built.
+func (im Image) Pending() bool { return im.build != nil }

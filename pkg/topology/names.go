@@ -1,0 +1,93 @@
+package topology
+
+import "fmt"
+
+// prefix is what distinguishes this cluster's Docker names from another's.
+func (c Cluster) prefix() string {
+	if c.Name == DefaultName {
+		return ""
+	}
+	return c.Name + "-"
+}
+
+// ContainerName is the Docker container name of a node (etcd member, Patroni
+// node or object store).
+func (c Cluster) ContainerName(node string) string { return c.prefix() + node }
+
+// NetworkName is the cluster's bridge network: pgnet for the default cluster.
+func (c Cluster) NetworkName() string { return c.prefix() + "pgnet" }
+
+// VolumeName is the data volume of a node. Volumes always carry the cluster
+// name, so they never collide with a volume someone else made.
+func (c Cluster) VolumeName(node string) string { return fmt.Sprintf("pgha-%s-%s-data", c.Name, node) }
+
+// Object store kinds; the container and its host name are named after the kind.
+const (
+	StoreMinIO     = "minio"
+	StoreVersityGW = "versitygw"
+)
+
+// Labels returns the labels of a resource with the given role, for node ("" for
+// cluster-wide resources such as the network).
+func (c Cluster) Labels(role, node string) map[string]string {
+	l := map[string]string{LabelCluster: c.Name, LabelRole: role}
+	if node != "" {
+		l[LabelNode] = node
+	}
+	return l
+}
+
+// EtcdEndpointsInternal are the client URLs as seen on the cluster network.
+func (c Cluster) EtcdEndpointsInternal() []string {
+	var eps []string
+	for _, e := range c.Etcd {
+		eps = append(eps, fmt.Sprintf("%s:%d", e.Name, EtcdClientPort))
+	}
+	return eps
+}
+
+// EtcdEndpointsHost are the client URLs through the loopback ports.
+func (c Cluster) EtcdEndpointsHost() []string {
+	var eps []string
+	for _, e := range c.Etcd {
+		eps = append(eps, fmt.Sprintf("http://127.0.0.1:%d", e.ClientPort))
+	}
+	return eps
+}
+
+// EtcdInitialCluster is etcd's --initial-cluster value.
+func (c Cluster) EtcdInitialCluster() string {
+	s := ""
+	for i, e := range c.Etcd {
+		if i > 0 {
+			s += ","
+		}
+		s += fmt.Sprintf("%s=http://%s:%d", e.Name, e.Name, EtcdPeerPort)
+	}
+	return s
+}
+
+// EtcdCommand is the command line of one etcd member.
+func (c Cluster) EtcdCommand(e EtcdNode) []string {
+	return []string{
+		"etcd",
+		"--name", e.Name,
+		"--data-dir", "/var/lib/etcd/data",
+		"--listen-client-urls", fmt.Sprintf("http://0.0.0.0:%d", EtcdClientPort),
+		"--advertise-client-urls", fmt.Sprintf("http://%s:%d", e.Name, EtcdClientPort),
+		"--listen-peer-urls", fmt.Sprintf("http://0.0.0.0:%d", EtcdPeerPort),
+		"--initial-advertise-peer-urls", fmt.Sprintf("http://%s:%d", e.Name, EtcdPeerPort),
+		"--initial-cluster", c.EtcdInitialCluster(),
+		"--initial-cluster-state", "new",
+		"--initial-cluster-token", "pgha-" + c.Name,
+	}
+}
+
+// KeyPrefix is where Patroni keeps the cluster's state in etcd.
+func (c Cluster) KeyPrefix() string {
+	ns := c.Namespace
+	if ns[len(ns)-1] != '/' {
+		ns += "/"
+	}
+	return ns + c.Scope + "/"
+}

@@ -1,0 +1,80 @@
+package topology
+
+import (
+	"fmt"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Paths inside the Patroni image (images/patroni).
+const (
+	PatroniDataMount = "/var/lib/postgresql/pgha"
+	PatroniDataDir   = PatroniDataMount + "/data"
+	PostgresBinDir   = "/usr/lib/postgresql/17/bin"
+)
+
+// Database users. Their passwords are per-cluster secrets and reach Patroni
+// through its own environment variables, never through the YAML.
+const (
+	SuperUser       = "postgres"
+	ReplicationUser = "replicator"
+	RESTUser        = "patroni"
+)
+
+// PatroniConfig is the patroni.yml of one node, without secrets. The image's
+// entrypoint writes it from the PGHA_PATRONI_YML variable at start.
+func (c Cluster) PatroniConfig(n PGNode) string {
+	cfg := map[string]any{
+		"scope":     c.Scope,
+		"namespace": c.Namespace,
+		"name":      n.Name,
+		"restapi": map[string]any{
+			"listen":          fmt.Sprintf("0.0.0.0:%d", PatroniAPIPort),
+			"connect_address": fmt.Sprintf("%s:%d", n.Name, PatroniAPIPort),
+		},
+		"etcd3": map[string]any{"hosts": c.EtcdEndpointsInternal()},
+		"bootstrap": map[string]any{
+			"dcs": map[string]any{
+				"ttl":                     30,
+				"loop_wait":               10,
+				"retry_timeout":           10,
+				"maximum_lag_on_failover": 1048576,
+				"postgresql": map[string]any{
+					"use_pg_rewind": true,
+					"use_slots":     true,
+					"parameters": map[string]any{
+						"password_encryption":   "scram-sha-256",
+						"wal_level":             "replica",
+						"hot_standby":           "on",
+						"max_wal_senders":       10,
+						"max_replication_slots": 10,
+						"wal_log_hints":         "on",
+					},
+				},
+			},
+			"initdb": []any{map[string]any{"encoding": "UTF8"}, "data-checksums"},
+		},
+		"postgresql": map[string]any{
+			"listen":          fmt.Sprintf("0.0.0.0:%d", PostgresPort),
+			"connect_address": fmt.Sprintf("%s:%d", n.Name, PostgresPort),
+			"data_dir":        PatroniDataDir,
+			"bin_dir":         PostgresBinDir,
+			"pgpass":          "/tmp/pgpass",
+			"authentication": map[string]any{
+				"superuser":   map[string]any{"username": SuperUser},
+				"replication": map[string]any{"username": ReplicationUser},
+			},
+			"pg_hba": []string{
+				"local all all trust",
+				"host replication " + ReplicationUser + " all scram-sha-256",
+				"host all all all scram-sha-256",
+			},
+		},
+		"tags": map[string]any{"nofailover": false, "noloadbalance": false, "clonefrom": false, "nosync": false},
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil { // maps of strings, ints and bools always marshal
+		panic(err)
+	}
+	return string(out)
+}

@@ -1,0 +1,239 @@
+package topology
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The seed table of DESIGN.md §1.
+func TestSeedMatchesTheGuide(t *testing.T) {
+	c := Seed()
+	if c.Name != "pgha" || c.Scope != "pg-cluster" || c.Namespace != "/service" || c.BootstrapLeader != "patroni2" {
+		t.Fatalf("seed identity = %q %q %q %q", c.Name, c.Scope, c.Namespace, c.BootstrapLeader)
+	}
+	wantEtcd := []EtcdNode{{"etcd1", 2379}, {"etcd2", 22379}, {"etcd3", 32379}}
+	if !reflect.DeepEqual(c.Etcd, wantEtcd) {
+		t.Errorf("etcd = %v, want %v", c.Etcd, wantEtcd)
+	}
+	wantPG := []PGNode{{"patroni1", 5435, 8008}, {"patroni2", 5436, 8010}, {"patroni3", 5437, 8012}}
+	if !reflect.DeepEqual(c.Patroni, wantPG) {
+		t.Errorf("patroni = %v, want %v", c.Patroni, wantPG)
+	}
+	if c.ObjectStore != (ObjectStore{APIPort: 9000, ConsolePort: 9001, Bucket: "pgbackrest"}) {
+		t.Errorf("object store = %+v", c.ObjectStore)
+	}
+	if c.NetworkName() != "pgnet" || c.ContainerName("etcd1") != "etcd1" || c.ContainerName("patroni2") != "patroni2" {
+		t.Errorf("seed names: network %s, %s, %s", c.NetworkName(), c.ContainerName("etcd1"), c.ContainerName("patroni2"))
+	}
+	if c.KeyPrefix() != "/service/pg-cluster/" {
+		t.Errorf("key prefix = %s", c.KeyPrefix())
+	}
+	if _, err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOtherClustersArePrefixed(t *testing.T) {
+	c, err := Generate("lab2", 3, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NetworkName() != "lab2-pgnet" || c.ContainerName("etcd1") != "lab2-etcd1" || c.VolumeName("etcd1") != "pgha-lab2-etcd1-data" {
+		t.Errorf("names: %s %s %s", c.NetworkName(), c.ContainerName("etcd1"), c.VolumeName("etcd1"))
+	}
+	c.ShiftPorts(100)
+	if c.Etcd[1].ClientPort != 22479 || c.Patroni[1].RESTPort != 8110 || c.ObjectStore.APIPort != 9100 {
+		t.Errorf("shifted ports: %+v %+v %+v", c.Etcd[1], c.Patroni[1], c.ObjectStore)
+	}
+}
+
+// examples/seed.yaml is the default written out; five-node.yaml is valid.
+func TestExamples(t *testing.T) {
+	seed, warnings, err := LoadFile(filepath.Join("..", "..", "examples", "seed.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 0 {
+		t.Errorf("warnings: %v", warnings)
+	}
+	if !reflect.DeepEqual(seed, Seed()) {
+		t.Errorf("examples/seed.yaml differs from the built-in seed:\n%s", seed.Marshal())
+	}
+	five, _, err := LoadFile(filepath.Join("..", "..", "examples", "five-node.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(five.Etcd) != 3 || len(five.Patroni) != 5 || five.Name == seed.Name {
+		t.Errorf("five-node: %d etcd, %d patroni, name %s", len(five.Etcd), len(five.Patroni), five.Name)
+	}
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	c, _ := Generate("rt", 5, 4)
+	back, _, err := Parse(c.Marshal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, c) {
+		t.Errorf("round trip changed the topology")
+	}
+}
+
+func TestStrictDecoding(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"unknown top-level field", "name: a\nreplicas: 3\n", `line 2: unknown field "replicas" in the top level`},
+		{"unknown node field", "etcd:\n  - name: e1\n    clientPort: 2379\n    peerPort: 2380\n", `line 4: unknown field "peerPort" in an etcd member`},
+		{"unknown patroni field", "patroni:\n  - name: p1\n    pgport: 1\n", `line 3: unknown field "pgport" in a patroni node`},
+		{"wrong type", "etcd:\n  - name: e1\n    clientPort: many\n", "line 3: cannot unmarshal !!str `many` into int"},
+		{"empty", "", "the topology file is empty"},
+		{"two documents", "name: a\n---\nname: b\n", "more than one YAML document"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := Parse([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidationReportsEveryProblem(t *testing.T) {
+	c := Seed()
+	c.Name = "Bad_Name"
+	c.Etcd[1].ClientPort = 70000
+	c.Patroni[2].Name = "patroni1"
+	c.Patroni[1].RESTPort = c.Patroni[0].RESTPort
+	c.BootstrapLeader = "nobody"
+	c.Namespace = "service"
+	_, err := c.Validate()
+	ve, ok := err.(*ValidationError)
+	if !ok {
+		t.Fatalf("error = %v, want a ValidationError", err)
+	}
+	want := []string{
+		`name "Bad_Name"`,
+		`namespace "service": must start with '/'`,
+		`patroni[2] name "patroni1": already used by patroni[0]`,
+		`etcd[1].clientPort 70000: not a valid port`,
+		`patroni[1].restPort 8008: already used by patroni[0].restPort`,
+		`bootstrapLeader "nobody": not one of the patroni nodes`,
+	}
+	if len(ve.Problems) != len(want) {
+		t.Errorf("got %d problems, want %d:\n%s", len(ve.Problems), len(want), err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing problem %q in:\n%s", w, err)
+		}
+	}
+}
+
+func TestValidationNodeCounts(t *testing.T) {
+	c := Seed()
+	c.Etcd, c.Patroni = nil, nil
+	_, err := c.Validate()
+	for _, w := range []string{"etcd: at least one member", "patroni: at least one node"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v lacks %q", err, w)
+		}
+	}
+	c = Seed()
+	c.Etcd = c.Etcd[:2]
+	warnings, err := c.Validate()
+	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0], "even") {
+		t.Errorf("two etcd members: warnings %v, err %v", warnings, err)
+	}
+	if _, err := Generate("x", 0, 3); err == nil {
+		t.Error("Generate accepted 0 etcd members")
+	}
+}
+
+func TestFileErrorsNameTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(path, []byte("name: ok\nbogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := LoadFile(path)
+	if err == nil || !strings.HasPrefix(err.Error(), path+": ") || !strings.Contains(err.Error(), `line 2: unknown field "bogus"`) {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestPatroniConfig(t *testing.T) {
+	c := Seed()
+	n, _ := c.PatroniNode("patroni2")
+	var cfg map[string]any
+	if err := yaml.Unmarshal([]byte(c.PatroniConfig(n)), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path ...string) any {
+		var v any = cfg
+		for _, p := range path {
+			m, ok := v.(map[string]any)
+			if !ok {
+				t.Fatalf("%v: not a map at %s", path, p)
+			}
+			v = m[p]
+		}
+		return v
+	}
+	checks := []struct {
+		path []string
+		want any
+	}{
+		{[]string{"scope"}, "pg-cluster"},
+		{[]string{"namespace"}, "/service"},
+		{[]string{"name"}, "patroni2"},
+		{[]string{"restapi", "connect_address"}, "patroni2:8008"},
+		{[]string{"postgresql", "connect_address"}, "patroni2:5432"},
+		{[]string{"postgresql", "data_dir"}, "/var/lib/postgresql/pgha/data"},
+		{[]string{"postgresql", "bin_dir"}, "/usr/lib/postgresql/17/bin"},
+		{[]string{"bootstrap", "dcs", "ttl"}, 30},
+		{[]string{"bootstrap", "dcs", "loop_wait"}, 10},
+		{[]string{"bootstrap", "dcs", "retry_timeout"}, 10},
+		{[]string{"bootstrap", "dcs", "postgresql", "parameters", "password_encryption"}, "scram-sha-256"},
+		{[]string{"postgresql", "authentication", "superuser", "username"}, "postgres"},
+		{[]string{"postgresql", "authentication", "replication", "username"}, "replicator"},
+	}
+	for _, ck := range checks {
+		if got := get(ck.path...); !reflect.DeepEqual(got, ck.want) {
+			t.Errorf("%s = %v, want %v", strings.Join(ck.path, "."), got, ck.want)
+		}
+	}
+	hosts := get("etcd3", "hosts").([]any)
+	if len(hosts) != 3 || hosts[0] != "etcd1:2379" || hosts[2] != "etcd3:2379" {
+		t.Errorf("etcd3 hosts = %v", hosts)
+	}
+	text := c.PatroniConfig(n)
+	for _, secret := range []string{"password"} {
+		if strings.Contains(text, secret+":") {
+			t.Errorf("the YAML carries a %s; secrets belong in the environment", secret)
+		}
+	}
+	for _, line := range get("postgresql", "pg_hba").([]any) {
+		if l := line.(string); strings.HasPrefix(l, "host") && !strings.HasSuffix(l, "scram-sha-256") {
+			t.Errorf("pg_hba line %q is not scram-sha-256", l)
+		}
+	}
+}
+
+func TestEtcdCommand(t *testing.T) {
+	c := Seed()
+	cmd := strings.Join(c.EtcdCommand(c.Etcd[0]), " ")
+	for _, want := range []string{
+		"--name etcd1",
+		"--advertise-client-urls http://etcd1:2379",
+		"--initial-cluster etcd1=http://etcd1:2380,etcd2=http://etcd2:2380,etcd3=http://etcd3:2380",
+		"--listen-client-urls http://0.0.0.0:2379",
+	} {
+		if !strings.Contains(cmd, want) {
+			t.Errorf("etcd command lacks %q: %s", want, cmd)
+		}
+	}
+}

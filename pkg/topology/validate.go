@@ -1,0 +1,103 @@
+package topology
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+var (
+	// clusterName must be usable inside Docker container, network and volume names.
+	clusterName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+	// nodeName is also a host name on the cluster network and a Patroni member name.
+	nodeName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	bucket   = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+)
+
+// ValidationError lists every problem found in a topology.
+type ValidationError struct{ Problems []string }
+
+func (e *ValidationError) Error() string {
+	if len(e.Problems) == 1 {
+		return "invalid topology: " + e.Problems[0]
+	}
+	return "invalid topology:\n  - " + strings.Join(e.Problems, "\n  - ")
+}
+
+// Validate checks the whole topology and reports every problem at once.
+// Warnings describe legal but doubtful choices, such as an even etcd count.
+func (c Cluster) Validate() (warnings []string, err error) {
+	var p []string
+	add := func(format string, a ...any) { p = append(p, fmt.Sprintf(format, a...)) }
+
+	if !clusterName.MatchString(c.Name) {
+		add("name %q: use 1-40 lowercase letters, digits and '-', starting with a letter or digit (it becomes part of Docker names)", c.Name)
+	}
+	if strings.TrimSpace(c.Scope) == "" || strings.ContainsAny(c.Scope, "/ ") {
+		add("scope %q: must be non-empty, without '/' or spaces", c.Scope)
+	}
+	if !strings.HasPrefix(c.Namespace, "/") {
+		add("namespace %q: must start with '/'", c.Namespace)
+	}
+	if len(c.Etcd) == 0 {
+		add("etcd: at least one member is needed")
+	} else if len(c.Etcd)%2 == 0 {
+		warnings = append(warnings, fmt.Sprintf("%d etcd members: an even count tolerates no more failures than %d; prefer an odd number", len(c.Etcd), len(c.Etcd)-1))
+	}
+	if len(c.Patroni) == 0 {
+		add("patroni: at least one node is needed")
+	}
+
+	names := map[string]string{}
+	checkName := func(where, name string) {
+		switch {
+		case !nodeName.MatchString(name):
+			add("%s name %q: use lowercase letters, digits and '-' (it is a host name)", where, name)
+		case name == StoreMinIO || name == StoreVersityGW:
+			add("%s name %q: reserved for the object store", where, name)
+		case names[name] != "":
+			add("%s name %q: already used by %s", where, name, names[name])
+		default:
+			names[name] = where
+		}
+	}
+	for i, e := range c.Etcd {
+		checkName(fmt.Sprintf("etcd[%d]", i), e.Name)
+	}
+	for i, n := range c.Patroni {
+		checkName(fmt.Sprintf("patroni[%d]", i), n.Name)
+	}
+
+	ports := map[int]string{}
+	checkPort := func(where string, port int) {
+		switch {
+		case port < 1 || port > 65535:
+			add("%s %d: not a valid port (1-65535)", where, port)
+		case ports[port] != "":
+			add("%s %d: already used by %s", where, port, ports[port])
+		default:
+			ports[port] = where
+		}
+	}
+	for i, e := range c.Etcd {
+		checkPort(fmt.Sprintf("etcd[%d].clientPort", i), e.ClientPort)
+	}
+	for i, n := range c.Patroni {
+		checkPort(fmt.Sprintf("patroni[%d].pgPort", i), n.PGPort)
+		checkPort(fmt.Sprintf("patroni[%d].restPort", i), n.RESTPort)
+	}
+	checkPort("objectStore.apiPort", c.ObjectStore.APIPort)
+	if c.ObjectStore.ConsolePort != 0 {
+		checkPort("objectStore.consolePort", c.ObjectStore.ConsolePort)
+	}
+	if !bucket.MatchString(c.ObjectStore.Bucket) {
+		add("objectStore.bucket %q: not a valid S3 bucket name", c.ObjectStore.Bucket)
+	}
+	if _, ok := c.PatroniNode(c.BootstrapLeader); !ok && len(c.Patroni) > 0 {
+		add("bootstrapLeader %q: not one of the patroni nodes", c.BootstrapLeader)
+	}
+	if len(p) > 0 {
+		return warnings, &ValidationError{Problems: p}
+	}
+	return warnings, nil
+}
