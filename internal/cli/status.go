@@ -45,7 +45,7 @@ func (a *app) showStatus(cmd *cobra.Command, name, output string) error {
 	var rows [][]string
 	for _, n := range st.Nodes {
 		state := n.State
-		if n.Health != "" && n.Health != "-" {
+		if n.Health != "" && n.Health != "-" && n.Health != n.State {
 			state += ", " + n.Health
 		}
 		rows = append(rows, []string{n.Service, n.Container, n.Image, n.Role, strings.Join(n.Ports, " "), state})

@@ -36,6 +36,8 @@ type Progress interface {
 	Detail(line string)
 	// End closes the current step; summary replaces its title when non-empty.
 	End(ok bool, summary string)
+	// Info prints a line of its own, between steps.
+	Info(msg string)
 	// Warn reports something the user should know.
 	Warn(msg string)
 }

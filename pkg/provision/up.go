@@ -3,9 +3,7 @@ package provision
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"maps"
 	"strings"
 	"time"
 
@@ -53,7 +51,9 @@ func (p *Provisioner) Up(ctx context.Context, topo topology.Cluster, timeout tim
 	res.Images = imgs
 	p.Progress.End(true, fmt.Sprintf("Images resolved (%s)", since(start)))
 	for _, im := range imgs.all() {
-		p.Progress.Detail(fmt.Sprintf("%s: %s — %s", im.Role, im.Ref, im.Source))
+		if im.Ref != "" {
+			p.Progress.Info(fmt.Sprintf("  %-11s %s — %s", im.Role, im.Ref, im.Source))
+		}
 	}
 
 	specs := clusterSpecs(topo, imgs, secrets.Secrets{}, store)
@@ -349,5 +349,3 @@ func keyExists(ctx context.Context, etcd *clientv3.Client, key string) (bool, er
 	return resp.Count > 0, nil
 }
 
-var _ = maps.Clone[map[string]string]
-var _ = errors.New

@@ -61,7 +61,7 @@ func goInstall(ctx context.Context, p *Provisioner, dir, arch string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	cmd := exec.CommandContext(ctx, gobin, "install", "-trimpath", "-ldflags=-s -w", versityGWModule+"@"+VersityGWVersion)
+	cmd := exec.CommandContext(ctx, gobin, "install", "-trimpath", "-ldflags=-s -w -X main.Version="+VersityGWVersion, versityGWModule+"@"+VersityGWVersion)
 	// go install refuses GOBIN for cross builds, so the binary goes to a
 	// throwaway GOPATH while the module cache stays the user's own.
 	modcache, err := exec.CommandContext(ctx, gobin, "env", "GOMODCACHE").Output()

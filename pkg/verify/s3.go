@@ -36,6 +36,10 @@ func EnsureBucket(ctx context.Context, s3 *minio.Client, bucket string) (created
 		return false, nil
 	}
 	if err := s3.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
+		// Another client may have made it in between.
+		if minio.ToErrorResponse(err).Code == "BucketAlreadyOwnedByYou" {
+			return false, nil
+		}
 		return false, err
 	}
 	return true, nil

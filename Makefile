@@ -1,0 +1,48 @@
+SHELL := /bin/bash
+# pgha: `make up` builds pgha and brings the default cluster up; `make test` runs every test.
+GO      ?= go
+BIN     := bin/pgha
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/pgha/pgha/internal/cli.version=$(VERSION)
+# Root needs no sudo (CI runs as root); others get it when they have it.
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+
+.PHONY: build deps up down status test unit e2e lint bench clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pgha
+
+# mmdebstrap makes the offline Debian base image when no registry can be reached.
+deps:
+	@command -v mmdebstrap >/dev/null 2>&1 || { \
+		echo "installing mmdebstrap (needed for the offline base image)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mmdebstrap >/dev/null; }
+
+up: build deps
+	$(BIN) up
+
+down: build
+	$(BIN) down
+
+status: build
+	$(BIN) status
+
+lint:
+	@out=$$(gofmt -l cmd internal pkg images test bench 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 ./pkg/... ./internal/...
+
+# e2e builds the images once (content-hashed, so a second run reuses them), then
+# runs each test on its own uniquely named cluster and ports.
+e2e: build deps
+	$(GO) test -count=1 -timeout 40m -v ./test/e2e/
+
+test: lint unit e2e
+
+bench: build deps
+	$(GO) run ./bench
+
+clean:
+	rm -rf bin dist

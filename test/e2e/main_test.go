@@ -1,0 +1,257 @@
+// Package e2e runs pgha against the real Docker engine: real etcd, Patroni,
+// PostgreSQL and object store. Every test makes its own uniquely named cluster
+// on its own free ports and removes it, even when it fails.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/pgha/pgha/pkg/provision"
+	"github.com/pgha/pgha/pkg/secrets"
+	"github.com/pgha/pgha/pkg/topology"
+)
+
+var (
+	pghaBin  string         // the pgha binary under test
+	docker   *client.Client // for assertions and cleanup
+	stateDir string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctx := context.Background()
+	var err error
+	docker, err = provision.Connect(ctx)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			fmt.Fprintf(os.Stderr, "e2e: the Docker engine is required in CI: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "e2e: skipping, no Docker engine: %v\n", err)
+		return 0
+	}
+	tmp, err := os.MkdirTemp("", "pgha-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	stateDir = filepath.Join(tmp, "state")
+	os.Setenv("PGHA_STATE_DIR", stateDir)
+	os.Setenv("NO_COLOR", "1")
+
+	pghaBin = filepath.Join(tmp, "pgha")
+	build := exec.Command("go", "build", "-o", pghaBin, "../../cmd/pgha")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building pgha: %v\n", err)
+		return 1
+	}
+	// Build the images once for the whole run; content-hashed tags make a
+	// second run reuse them.
+	start := time.Now()
+	cmd := exec.Command(pghaBin, "images", "build")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: pgha images build failed: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "e2e: images ready in %s\n", time.Since(start).Round(time.Second))
+	return m.Run()
+}
+
+// result is one pgha run.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
+}
+
+// pgha runs the binary with a deadline and returns its output and exit code.
+func pgha(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, pghaBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running pgha %v: %v", args, err)
+	}
+	return r
+}
+
+// mustPgha runs pgha and fails the test unless it exits 0.
+func mustPgha(t *testing.T, args ...string) result {
+	t.Helper()
+	r := pgha(t, nil, args...)
+	if r.code != 0 {
+		t.Fatalf("pgha %s: %s", strings.Join(args, " "), r)
+	}
+	return r
+}
+
+// cluster is a test's own cluster.
+type cluster struct {
+	name   string
+	offset int
+	topo   topology.Cluster
+}
+
+// newCluster picks a unique name and a port offset whose ports are all free,
+// and registers a cleanup that removes everything labelled with the name.
+// It does not bring the cluster up.
+func newCluster(t *testing.T, etcd, patroni int) *cluster {
+	t.Helper()
+	name := fmt.Sprintf("e2e-%s-%04x", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))[:min(12, len(t.Name()))], rand.IntN(0x10000))
+	name = strings.Trim(strings.ReplaceAll(name, "_", "-"), "-")
+	for try := 0; try < 50; try++ {
+		offset := 100 + rand.IntN(300)*100
+		topo, err := topology.Generate(name, etcd, patroni)
+		if err != nil {
+			t.Fatal(err)
+		}
+		topo.ShiftPorts(offset)
+		if allFree(topo) {
+			c := &cluster{name: name, offset: offset, topo: topo}
+			t.Cleanup(func() { c.destroy(t) })
+			return c
+		}
+	}
+	t.Fatal("no free port offset found")
+	return nil
+}
+
+func allFree(topo topology.Cluster) bool {
+	for _, hp := range topo.HostPorts(topology.StoreMinIO) {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", hp.Port))
+		if err != nil {
+			return false
+		}
+		l.Close()
+	}
+	return true
+}
+
+// upArgs are the arguments that make `pgha up` build this cluster.
+func (c *cluster) upArgs() []string {
+	return []string{"up", "--name", c.name, "--etcd", fmt.Sprint(len(c.topo.Etcd)), "--patroni", fmt.Sprint(len(c.topo.Patroni)),
+		"--port-offset", fmt.Sprint(c.offset), "--timeout", "3m"}
+}
+
+func (c *cluster) up(t *testing.T) result {
+	t.Helper()
+	return mustPgha(t, c.upArgs()...)
+}
+
+// destroy removes the cluster with pgha, then removes by label anything pgha
+// left, so that a failed test leaves nothing behind.
+func (c *cluster) destroy(t *testing.T) {
+	if r := pgha(t, nil, "down", "-v", "--name", c.name); r.code != 0 {
+		t.Errorf("cleanup: pgha down -v: %s", r)
+	}
+	ctx := context.Background()
+	f := filters.NewArgs(filters.Arg("label", topology.LabelCluster+"="+c.name))
+	cs, _ := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	for _, ct := range cs {
+		_ = docker.ContainerRemove(ctx, ct.ID, container.RemoveOptions{Force: true})
+	}
+	ns, _ := docker.NetworkList(ctx, network.ListOptions{Filters: f})
+	for _, n := range ns {
+		_ = docker.NetworkRemove(ctx, n.ID)
+	}
+	vs, _ := docker.VolumeList(ctx, volume.ListOptions{Filters: f})
+	for _, v := range vs.Volumes {
+		_ = docker.VolumeRemove(ctx, v.Name, true)
+	}
+}
+
+// resources counts what carries the cluster's label on the engine.
+func (c *cluster) resources(t *testing.T) (containers, networks, volumes int) {
+	t.Helper()
+	ctx := context.Background()
+	f := filters.NewArgs(filters.Arg("label", topology.LabelCluster+"="+c.name))
+	cs, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := docker.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := docker.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(cs), len(ns), len(vs.Volumes)
+}
+
+// secrets reads the cluster's credentials from the state directory.
+func (c *cluster) secrets(t *testing.T) (secrets.Secrets, secrets.Store) {
+	t.Helper()
+	store, err := secrets.For(c.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := store.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sec, store
+}
+
+// status runs `pgha status -o json`.
+func (c *cluster) status(t *testing.T) provision.ClusterStatus {
+	t.Helper()
+	r := mustPgha(t, "status", "--name", c.name, "-o", "json")
+	var st provision.ClusterStatus
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("status -o json is not JSON: %v\n%s", err, r.stdout)
+	}
+	return st
+}
+
+// eventually polls cond every 200 ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: not true after %s: %v", what, timeout, err)
+}
+
+func clusterFilter(name string) filters.Args {
+	return filters.NewArgs(filters.Arg("label", topology.LabelCluster+"="+name))
+}
