@@ -12,7 +12,7 @@ import (
 
 // status renders long steps on stderr, kind style: on a terminal a spinner with
 // the step's latest output line, replaced by "✓ summary"; elsewhere plain
-// "✓ summary" lines (and the output lines too with --verbose).
+// "• step" and "✓ summary" lines (and the output lines too with --verbose).
 type status struct {
 	mu      sync.Mutex
 	w       io.Writer
@@ -44,9 +44,7 @@ func (s *status) Start(title string) {
 	defer s.mu.Unlock()
 	s.title, s.detail, s.started = title, "", time.Now()
 	if !s.tty {
-		if s.verbose {
-			fmt.Fprintf(s.w, "• %s\n", title)
-		}
+		fmt.Fprintf(s.w, "• %s\n", title)
 		return
 	}
 	s.stop, s.done = make(chan struct{}), make(chan struct{})
