@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -348,4 +350,60 @@ func TestFiveNodeExample(t *testing.T) {
 func secretsStore(t *testing.T, name string) (string, error) {
 	t.Helper()
 	return stateDir + "/" + name, nil
+}
+
+// Ctrl-C during up: exit 130, then up completes the cluster and down -v
+// removes everything.
+func TestInterruptedUpResumes(t *testing.T) {
+	c := newCluster(t, 3, 2)
+	cmd := exec.Command(pghaBin, c.upArgs()...)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt once the containers exist and the bootstrap is under way.
+	eventually(t, 2*time.Minute, "up to start the bootstrap leader", func() error {
+		if !strings.Contains(stderr.String(), "Bootstrapping") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 130 {
+		t.Fatalf("interrupted up: %v, want exit code 130\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "interrupted") {
+		t.Errorf("no word of the interrupt:\n%s", stderr.String())
+	}
+	r := c.up(t)
+	if !strings.Contains(r.stderr, "1 replicas streaming") {
+		t.Errorf("up after the interrupt:\n%s", r.stderr)
+	}
+	mustPgha(t, "down", "-v", "--name", c.name)
+	if cs, ns, vs := c.resources(t); cs+ns+vs != 0 {
+		t.Errorf("after down -v: %d containers, %d networks, %d volumes left", cs, ns, vs)
+	}
+}
+
+// syncBuffer is a buffer that a running command writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
