@@ -102,6 +102,8 @@ automatic failover, and an S3 object store, all on one bridge network, then prov
 		a.newUpCommand(),
 		a.newDownCommand(),
 		a.newStatusCommand(),
+		a.newVerifyCommand(),
+		a.newInspectCommand(),
 		a.newEnvCommand(),
 		a.newImagesCommand(),
 		a.newVersionCommand(),

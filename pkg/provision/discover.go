@@ -138,6 +138,12 @@ func ClusterNames(ctx context.Context, docker *client.Client) ([]string, error) 
 	return names, nil
 }
 
+// StoreKind returns the kind of the cluster's object store container
+// (versitygw or minio), or "" when there is none.
+func StoreKind(ctx context.Context, docker *client.Client, topo topology.Cluster) (string, error) {
+	return (&Provisioner{Docker: docker}).storeKindOf(ctx, topo)
+}
+
 // storeKindOf returns the kind of the cluster's existing object store
 // container, or "" when there is none.
 func (p *Provisioner) storeKindOf(ctx context.Context, topo topology.Cluster) (string, error) {
@@ -159,4 +165,22 @@ func joinProblems(head string, problems []string) error {
 		return fmt.Errorf("%s: %s", head, problems[0])
 	}
 	return fmt.Errorf("%s:\n  - %s", head, strings.Join(problems, "\n  - "))
+}
+
+// ContainerState returns the engine's word on a node's container: running,
+// paused, "exited (137)", "missing" (also when it is not the cluster's own).
+func ContainerState(ctx context.Context, docker *client.Client, topo topology.Cluster, node string) string {
+	c, err := (&Provisioner{Docker: docker}).inspect(ctx, topo.Name, topo.ContainerName(node))
+	switch {
+	case err != nil:
+		return "unknown (" + err.Error() + ")"
+	case c.State == StateMissing || !c.Ours:
+		return StateMissing
+	case c.State == "exited":
+		if c.OOMKilled {
+			return fmt.Sprintf("exited (%d, OOM-killed)", c.ExitCode)
+		}
+		return fmt.Sprintf("exited (%d)", c.ExitCode)
+	}
+	return c.State
 }

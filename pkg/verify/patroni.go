@@ -4,7 +4,6 @@ package verify
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -38,20 +37,8 @@ var httpClient = &http.Client{Timeout: 2 * time.Second}
 // GetPatroni reads GET /patroni from a node's REST API on the host.
 func GetPatroni(ctx context.Context, restPort int) (PatroniState, error) {
 	var st PatroniState
-	url := fmt.Sprintf("http://127.0.0.1:%d/patroni", restPort)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return st, err
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return st, fmt.Errorf("%s: %w", url, err)
-	}
-	return st, nil
+	err := getJSON(ctx, fmt.Sprintf("http://127.0.0.1:%d/patroni", restPort), &st)
+	return st, err
 }
 
 // Streaming says whether a node is a replica that streams from the primary.

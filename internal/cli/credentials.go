@@ -1,0 +1,25 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/pgha/pgha/pkg/secrets"
+	"github.com/pgha/pgha/pkg/verify"
+)
+
+// loadCredentials reads a cluster's secrets and CA from its state directory.
+func loadCredentials(name string) (verify.Credentials, error) {
+	store, err := secrets.For(name)
+	if err != nil {
+		return verify.Credentials{}, err
+	}
+	sec, err := store.Load()
+	if err != nil {
+		return verify.Credentials{}, fmt.Errorf("reading the secrets of cluster %s from %s: %w (they are made by `pgha up` as the same user)", name, store.Dir, err)
+	}
+	ca, err := store.CertPool()
+	if err != nil {
+		return verify.Credentials{}, fmt.Errorf("reading the CA of cluster %s: %w", name, err)
+	}
+	return verify.Credentials{SuperuserPassword: sec.SuperuserPassword, S3AccessKey: sec.S3AccessKey, S3SecretKey: sec.S3SecretKey, CA: ca}, nil
+}
