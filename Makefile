@@ -12,11 +12,16 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pgha
 
-# mmdebstrap makes the offline Debian base image when no registry can be reached.
+# mmdebstrap makes the offline Debian base image when no registry can be reached;
+# psql is what the README's hand checks and the e2e tests use.
 deps:
-	@command -v mmdebstrap >/dev/null 2>&1 || { \
-		echo "installing mmdebstrap (needed for the offline base image)"; \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq mmdebstrap >/dev/null; }
+	@missing=""; \
+	command -v mmdebstrap >/dev/null 2>&1 || missing="$$missing mmdebstrap"; \
+	command -v psql >/dev/null 2>&1 || missing="$$missing postgresql-client"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 up: build deps
 	$(BIN) up

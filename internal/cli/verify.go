@@ -78,6 +78,9 @@ func (a *app) verify(ctx context.Context, name string, timeout time.Duration, ma
 	if err != nil {
 		return verify.Report{}, err
 	}
+	if kind == "" { // the container is gone; name the default kind in messages
+		kind = topology.StoreVersityGW
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return verify.Run(ctx, verify.Target{
