@@ -49,6 +49,7 @@ func (c Cluster) PatroniConfig(n PGNode) string {
 						"max_wal_senders":       10,
 						"max_replication_slots": 10,
 						"wal_log_hints":         "on",
+						"wal_keep_size":         "128MB",
 					},
 				},
 			},
@@ -60,6 +61,9 @@ func (c Cluster) PatroniConfig(n PGNode) string {
 			"data_dir":        PatroniDataDir,
 			"bin_dir":         PostgresBinDir,
 			"pgpass":          "/tmp/pgpass",
+			"parameters":      map[string]any{"unix_socket_directories": "/var/run/postgresql"},
+			// A fast checkpoint lets a new replica's base backup start at once.
+			"basebackup": []any{map[string]any{"checkpoint": "fast"}},
 			"authentication": map[string]any{
 				"superuser":   map[string]any{"username": SuperUser},
 				"replication": map[string]any{"username": ReplicationUser},
@@ -70,7 +74,6 @@ func (c Cluster) PatroniConfig(n PGNode) string {
 				"host all all all scram-sha-256",
 			},
 		},
-		"tags": map[string]any{"nofailover": false, "noloadbalance": false, "clonefrom": false, "nosync": false},
 	}
 	out, err := yaml.Marshal(cfg)
 	if err != nil { // maps of strings, ints and bools always marshal
