@@ -14,15 +14,15 @@ import (
 // the step's latest output line, replaced by "✓ summary"; elsewhere plain
 // "• step" and "✓ summary" lines (and the output lines too with --verbose).
 type status struct {
-	mu      sync.Mutex
-	w       io.Writer
-	tty     bool
-	verbose bool
-	title   string
-	detail  string
-	started time.Time
-	stop    chan struct{}
-	done    chan struct{}
+	mu                 sync.Mutex
+	w                  io.Writer
+	tty                bool
+	verbose            bool
+	title              string
+	detail             string
+	started            time.Time
+	stop               chan struct{}
+	done               chan struct{}
 	ok, bad, warn, dim lipgloss.Style
 }
 

@@ -348,4 +348,3 @@ func keyExists(ctx context.Context, etcd *clientv3.Client, key string) (bool, er
 	}
 	return resp.Count > 0, nil
 }
-

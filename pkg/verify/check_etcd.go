@@ -139,4 +139,3 @@ func shortErr(err error) string {
 	}
 	return msg
 }
-

@@ -68,12 +68,12 @@ func (k EtcdKey) Pretty() string {
 
 // Member is one row of Patroni's /cluster view, as patronictl list shows it.
 type Member struct {
-	Name     string  `json:"name"`
-	Host     string  `json:"host"`
-	Port     int     `json:"port"`
-	Role     string  `json:"role"` // leader, replica, sync_standby, ...
-	State    string  `json:"state"`
-	Timeline int     `json:"timeline"`
+	Name     string `json:"name"`
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	Role     string `json:"role"` // leader, replica, sync_standby, ...
+	State    string `json:"state"`
+	Timeline int    `json:"timeline"`
 	// Lag is what Patroni says: bytes behind the leader, or "unknown"; absent on the leader.
 	Lag    any     `json:"lag,omitempty"`
 	LagMB  float64 `json:"lagMB"`
