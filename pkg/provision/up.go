@@ -3,8 +3,10 @@ package provision
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -79,6 +81,14 @@ func (p *Provisioner) Up(ctx context.Context, topo topology.Cluster, timeout tim
 		}
 	}
 	res.Changed = !allRunning
+	// A cluster without Patroni data is new: its bootstrap leader can start
+	// together with etcd, since nothing else can have initialised it.
+	fresh := true
+	for _, s := range byRole(specs, topology.RolePatroni) {
+		if _, err := p.Docker.VolumeInspect(ctx, s.volume); err == nil {
+			fresh = false
+		}
+	}
 	if !allRunning {
 		if err := p.BuildImages(ctx, &res.Images); err != nil {
 			return res, err
@@ -88,7 +98,7 @@ func (p *Provisioner) Up(ctx context.Context, topo topology.Cluster, timeout tim
 			return res, err
 		}
 	}
-	if err := p.startAndWait(ctx, topo, specs, existing, sec, store, time.Now().Add(timeout)); err != nil {
+	if err := p.startAndWait(ctx, topo, specs, fresh, sec, store, time.Now().Add(timeout)); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -197,7 +207,7 @@ func names(specs []spec) []string {
 // etcd healthy, then the Patroni bootstrap leader alone when the cluster was
 // never initialised (so that it, and no other node, becomes the primary), then
 // every replica streaming, and the object store answering with its bucket.
-func (p *Provisioner) startAndWait(ctx context.Context, topo topology.Cluster, specs []spec, existing map[string]Container,
+func (p *Provisioner) startAndWait(ctx context.Context, topo topology.Cluster, specs []spec, fresh bool,
 	sec secrets.Secrets, store secrets.Store, deadline time.Time) error {
 	etcdSpecs, storeSpecs, pgSpecs := byRole(specs, topology.RoleEtcd), byRole(specs, topology.RoleObjectStore), byRole(specs, topology.RolePatroni)
 
@@ -212,17 +222,29 @@ func (p *Provisioner) startAndWait(ctx context.Context, topo topology.Cluster, s
 		p.Progress.End(true, fmt.Sprintf("%s (%s)", summary, since(start)))
 		return nil
 	}
+	// Containers start in parallel: each start costs the engine about a second.
 	startAll := func(ss []spec) error {
-		for _, s := range ss {
-			if err := p.startContainer(ctx, s); err != nil {
-				return err
-			}
+		errs := make([]error, len(ss))
+		var wg sync.WaitGroup
+		for i, s := range ss {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = p.startContainer(ctx, s)
+			}()
 		}
-		return nil
+		wg.Wait()
+		return errors.Join(errs...)
 	}
 
-	// The object store starts now and is waited for last: it is ready long before Patroni.
-	if err := startAll(append(etcdSpecs, storeSpecs...)); err != nil {
+	// The object store starts now and is waited for last: it is ready long
+	// before Patroni. A new cluster's bootstrap leader starts at once too.
+	leader := specByNode(pgSpecs, topo.BootstrapLeader)
+	first := append(append([]spec{}, etcdSpecs...), storeSpecs...)
+	if fresh {
+		first = append(first, leader)
+	}
+	if err := startAll(first); err != nil {
 		return err
 	}
 	etcd, err := verify.NewEtcdClient(topo.EtcdEndpointsHost())
@@ -251,7 +273,6 @@ func (p *Provisioner) startAndWait(ctx context.Context, topo topology.Cluster, s
 		return err
 	}
 	if !initialized {
-		leader := specByNode(pgSpecs, topo.BootstrapLeader)
 		node, _ := topo.PatroniNode(topo.BootstrapLeader)
 		err = step(fmt.Sprintf("Bootstrapping %s as the primary", leader.name), func() (string, error) {
 			if err := p.startContainer(ctx, leader); err != nil {
@@ -274,9 +295,10 @@ func (p *Provisioner) startAndWait(ctx context.Context, topo topology.Cluster, s
 		if err := startAll(pgSpecs); err != nil {
 			return "", err
 		}
-		primary := ""
+		primary, primaryPort, waiting, nudged := "", 0, false, time.Time{}
 		err := p.waitFor(ctx, deadline, "one primary and every replica streaming", names(pgSpecs), func(ctx context.Context) (bool, string) {
 			leaders, streaming, status := 0, 0, []string{}
+			waiting = false
 			for _, n := range topo.Patroni {
 				st, err := verify.GetPatroni(ctx, n.RESTPort)
 				switch {
@@ -284,14 +306,23 @@ func (p *Provisioner) startAndWait(ctx context.Context, topo topology.Cluster, s
 					status = append(status, n.Name+" not answering")
 				case st.Leading():
 					leaders++
-					primary = topo.ContainerName(n.Name)
+					primary, primaryPort = topo.ContainerName(n.Name), n.RESTPort
 					status = append(status, n.Name+" primary")
 				case st.Streaming():
 					streaming++
 					status = append(status, n.Name+" streaming")
 				default:
+					// A running replica that does not stream yet waits for its slot.
+					waiting = waiting || (st.Role == verify.RoleReplica && st.State == "running")
 					status = append(status, fmt.Sprintf("%s %s %s", n.Name, st.Role, st.State))
 				}
+			}
+			if waiting && leaders == 1 && time.Since(nudged) > 3*time.Second {
+				// The leader makes replicas' slots on its next HA loop, up to
+				// loop_wait away; wake it now.
+				nudged = time.Now()
+				_ = verify.PatchConfig(ctx, primaryPort, verify.RESTAuth{User: topology.RESTUser, Password: sec.RESTPassword},
+					map[string]any{"loop_wait": topo.LoopWait()})
 			}
 			return leaders == 1 && streaming == len(topo.Patroni)-1, strings.Join(status, ", ")
 		})

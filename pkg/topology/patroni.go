@@ -21,6 +21,9 @@ const (
 	RESTUser        = "patroni"
 )
 
+// LoopWait is Patroni's loop_wait, in seconds.
+func (c Cluster) LoopWait() int { return 10 }
+
 // PatroniConfig is the patroni.yml of one node, without secrets. The image's
 // entrypoint writes it from the PGHA_PATRONI_YML variable at start.
 func (c Cluster) PatroniConfig(n PGNode) string {
@@ -36,7 +39,7 @@ func (c Cluster) PatroniConfig(n PGNode) string {
 		"bootstrap": map[string]any{
 			"dcs": map[string]any{
 				"ttl":                     30,
-				"loop_wait":               10,
+				"loop_wait":               c.LoopWait(),
 				"retry_timeout":           10,
 				"maximum_lag_on_failover": 1048576,
 				"postgresql": map[string]any{
@@ -50,6 +53,8 @@ func (c Cluster) PatroniConfig(n PGNode) string {
 						"max_replication_slots": 10,
 						"wal_log_hints":         "on",
 						"wal_keep_size":         "128MB",
+						// A replica retries streaming this often while its slot is missing.
+						"wal_retrieve_retry_interval": "1s",
 					},
 				},
 			},

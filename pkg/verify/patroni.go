@@ -3,7 +3,9 @@
 package verify
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -48,3 +50,33 @@ func (s PatroniState) Streaming() bool {
 
 // Leading says whether a node runs as the primary.
 func (s PatroniState) Leading() bool { return s.Role == RolePrimary && s.State == "running" }
+
+// RESTAuth is the basic-auth login for Patroni's unsafe endpoints.
+type RESTAuth struct{ User, Password string }
+
+// PatchConfig sends PATCH /config to a node. Patroni wakes its HA loop after
+// any PATCH, even one that changes nothing, which makes a leader create the
+// replication slots of newly registered replicas now instead of at its next
+// loop.
+func PatchConfig(ctx context.Context, restPort int, auth RESTAuth, patch map[string]any) error {
+	body, err := json.Marshal(patch)
+	if err != nil {
+		return err
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/config", restPort)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(auth.User, auth.Password)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("PATCH %s: %s", url, resp.Status)
+	}
+	return nil
+}
