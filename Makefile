@@ -47,7 +47,7 @@ e2e: build deps
 test: lint unit e2e
 
 bench: build deps
-	$(GO) run ./bench
+	$(GO) run ./bench $(BENCH_ARGS)
 
 clean:
 	rm -rf bin dist

@@ -249,7 +249,9 @@ func TestUpRefusesForeignNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = docker.ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true}) })
+	t.Cleanup(func() {
+		_ = docker.ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true})
+	})
 	nw, err := docker.NetworkCreate(ctx, c.topo.NetworkName(), network.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)

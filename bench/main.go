@@ -1,0 +1,123 @@
+// Command bench measures pgha on this machine: median of N rounds per figure.
+// It is not part of `make test`: run it with `make bench` (or go run ./bench).
+//
+//	go run ./bench -rounds 3            # warm up, down, verify, no-op image build
+//	go run ./bench -rounds 3 -cold      # also a cold image build (removes pgha's images first)
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pgha/pgha/pkg/provision"
+)
+
+type figure struct {
+	Name    string    `json:"name"`
+	Seconds []float64 `json:"seconds"`
+	Min     float64   `json:"min"`
+	Median  float64   `json:"median"`
+	Max     float64   `json:"max"`
+}
+
+func (f *figure) summarize() {
+	s := append([]float64(nil), f.Seconds...)
+	sort.Float64s(s)
+	f.Min, f.Max, f.Median = s[0], s[len(s)-1], s[len(s)/2]
+	if len(s)%2 == 0 {
+		f.Median = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+}
+
+func main() {
+	rounds := flag.Int("rounds", 5, "rounds per figure")
+	cold := flag.Bool("cold", false, "also measure a cold image build: removes every image pgha built first")
+	bin := flag.String("pgha", "bin/pgha", "the pgha binary")
+	out := flag.String("json", "bench/results/latest.json", "where to write the figures as JSON")
+	flag.Parse()
+	if err := run(*rounds, *cold, *bin, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// timeCmd runs pgha and returns how long it took.
+func timeCmd(bin string, args ...string) (float64, error) {
+	start := time.Now()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	out, err := cmd.CombinedOutput()
+	d := time.Since(start).Seconds()
+	if err != nil {
+		return d, fmt.Errorf("pgha %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return d, nil
+}
+
+func run(rounds int, cold bool, bin, out string) error {
+	ctx := context.Background()
+	docker, err := provision.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("bench-%d", os.Getpid())
+	up := []string{"up", "--name", name, "--port-offset", "4000"}
+	var figs []*figure
+	add := func(n string) *figure { f := &figure{Name: n}; figs = append(figs, f); return f }
+
+	if cold {
+		f := add("cold image build (no pgha images, Go build cache warm)")
+		for i := 0; i < rounds; i++ {
+			if _, err := provision.RemoveImages(ctx, docker); err != nil {
+				return err
+			}
+			d, err := timeCmd(bin, "images", "build")
+			if err != nil {
+				return err
+			}
+			f.Seconds = append(f.Seconds, d)
+			fmt.Fprintf(os.Stderr, "cold build %d: %.1fs\n", i+1, d)
+		}
+	}
+	noop := add("image build, nothing changed")
+	upF, verifyF, downF := add("up until ready (images present, no volumes)"), add("verify on a healthy cluster"), add("down -v")
+	for i := 0; i < rounds; i++ {
+		d, err := timeCmd(bin, "images", "build")
+		if err != nil {
+			return err
+		}
+		noop.Seconds = append(noop.Seconds, d)
+		if d, err = timeCmd(bin, up...); err != nil {
+			timeCmd(bin, "down", "-v", "--name", name)
+			return err
+		}
+		upF.Seconds = append(upF.Seconds, d)
+		if d, err = timeCmd(bin, "verify", "--name", name); err != nil {
+			timeCmd(bin, "down", "-v", "--name", name)
+			return err
+		}
+		verifyF.Seconds = append(verifyF.Seconds, d)
+		if d, err = timeCmd(bin, "down", "-v", "--name", name); err != nil {
+			return err
+		}
+		downF.Seconds = append(downF.Seconds, d)
+		fmt.Fprintf(os.Stderr, "round %d: up %.1fs verify %.2fs down %.1fs\n", i+1, upF.Seconds[i], verifyF.Seconds[i], d)
+	}
+	fmt.Printf("%-55s %8s %8s %8s\n", "figure (seconds)", "min", "median", "max")
+	for _, f := range figs {
+		f.summarize()
+		fmt.Printf("%-55s %8.2f %8.2f %8.2f\n", f.Name, f.Min, f.Median, f.Max)
+	}
+	if err := os.MkdirAll("bench/results", 0o755); err != nil {
+		return err
+	}
+	data, _ := json.MarshalIndent(map[string]any{"rounds": rounds, "at": time.Now().UTC(), "figures": figs}, "", "  ")
+	return os.WriteFile(out, data, 0o644)
+}
