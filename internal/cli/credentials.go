@@ -23,3 +23,16 @@ func loadCredentials(name string) (verify.Credentials, error) {
 	}
 	return verify.Credentials{SuperuserPassword: sec.SuperuserPassword, S3AccessKey: sec.S3AccessKey, S3SecretKey: sec.S3SecretKey, CA: ca}, nil
 }
+
+// loadSecrets reads a cluster's secrets.
+func loadSecrets(name string) (secrets.Secrets, error) {
+	store, err := secrets.For(name)
+	if err != nil {
+		return secrets.Secrets{}, err
+	}
+	sec, err := store.Load()
+	if err != nil {
+		return sec, fmt.Errorf("reading the secrets of cluster %s from %s: %w", name, store.Dir, err)
+	}
+	return sec, nil
+}

@@ -104,6 +104,8 @@ automatic failover, and an S3 object store, all on one bridge network, then prov
 		a.newStatusCommand(),
 		a.newVerifyCommand(),
 		a.newInspectCommand(),
+		a.newFailoverTestCommand(),
+		a.newSwitchoverCommand(),
 		a.newEnvCommand(),
 		a.newImagesCommand(),
 		a.newVersionCommand(),

@@ -19,6 +19,8 @@ type topologyFlags struct {
 	etcd       int
 	patroni    int
 	portOffset int
+	profile    string
+	sync       string
 }
 
 func (f *topologyFlags) register(cmd *cobra.Command) {
@@ -27,6 +29,8 @@ func (f *topologyFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.etcd, "etcd", 3, "number of etcd members (without -f)")
 	cmd.Flags().IntVar(&f.patroni, "patroni", 3, "number of Patroni nodes (without -f)")
 	cmd.Flags().IntVar(&f.portOffset, "port-offset", 0, "add this to every host port, to run a cluster beside another")
+	cmd.Flags().StringVar(&f.profile, "profile", topology.DefaultProfile, "failover timing: fast (ttl 20, loop_wait 1, retry_timeout 5) or seed (Patroni's defaults 30/10/10)")
+	cmd.Flags().StringVar(&f.sync, "sync", topology.SyncOff, "synchronous replication: off, on or strict")
 }
 
 // resolve returns the topology to build. Without -f or count flags, an existing
@@ -47,7 +51,7 @@ func (f *topologyFlags) resolve(ctx context.Context, cmd *cobra.Command, docker 
 		if changed("name") {
 			want.Name = f.name
 		}
-	case !changed("etcd") && !changed("patroni") && !changed("port-offset"):
+	case !changed("etcd") && !changed("patroni") && !changed("port-offset") && !changed("profile") && !changed("sync"):
 		// Plain `up` on an existing cluster keeps the topology it was made with.
 		existing, err := provision.FindCluster(ctx, docker, f.name)
 		if err == nil {
@@ -63,6 +67,12 @@ func (f *topologyFlags) resolve(ctx context.Context, cmd *cobra.Command, docker 
 		}
 	}
 	want.ShiftPorts(f.portOffset)
+	if f.file == "" || changed("profile") {
+		want.Profile = f.profile
+	}
+	if f.file == "" || changed("sync") {
+		want.SynchronousMode = f.sync
+	}
 	w, err := want.Validate()
 	if err != nil {
 		return want, nil, err

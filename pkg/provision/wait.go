@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -85,3 +86,6 @@ func (p *Provisioner) lastLogs(ctx context.Context, name string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// stdcopyAll demultiplexes a container's output stream into w.
+func stdcopyAll(w io.Writer, r io.Reader) (int64, error) { return stdcopy.StdCopy(w, w, r) }

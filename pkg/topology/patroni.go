@@ -21,8 +21,44 @@ const (
 	RESTUser        = "patroni"
 )
 
+// Timing is Patroni's failover timing, in seconds.
+type Timing struct {
+	TTL          int `json:"ttl"`
+	LoopWait     int `json:"loopWait"`
+	RetryTimeout int `json:"retryTimeout"`
+}
+
+// Failover timing profiles.
+const (
+	// ProfileSeed is Patroni's defaults, as in the guide.
+	ProfileSeed = "seed"
+	// ProfileFast is the fastest Patroni accepts (it refuses a ttl under 20),
+	// keeping loop_wait + 2*retry_timeout <= ttl, and a retry_timeout that
+	// rides out a busy laptop without demoting the primary.
+	ProfileFast = "fast"
+	// DefaultProfile: a lab wants to see failovers happen quickly, and a
+	// 1 s loop also lets replicas stream seconds sooner after up.
+	DefaultProfile = ProfileFast
+)
+
+// Profiles maps each profile to its timing.
+var Profiles = map[string]Timing{
+	ProfileSeed: {TTL: 30, LoopWait: 10, RetryTimeout: 10},
+	ProfileFast: {TTL: 20, LoopWait: 1, RetryTimeout: 5},
+}
+
+// Synchronous replication modes.
+const (
+	SyncOff    = "off"
+	SyncOn     = "on"
+	SyncStrict = "strict"
+)
+
+// Timing returns the cluster's failover timing.
+func (c Cluster) Timing() Timing { return Profiles[c.Profile] }
+
 // LoopWait is Patroni's loop_wait, in seconds.
-func (c Cluster) LoopWait() int { return 10 }
+func (c Cluster) LoopWait() int { return c.Timing().LoopWait }
 
 // PatroniConfig is the patroni.yml of one node, without secrets. The image's
 // entrypoint writes it from the PGHA_PATRONI_YML variable at start.
@@ -38,9 +74,11 @@ func (c Cluster) PatroniConfig(n PGNode) string {
 		"etcd3": map[string]any{"hosts": c.EtcdEndpointsInternal()},
 		"bootstrap": map[string]any{
 			"dcs": map[string]any{
-				"ttl":                     30,
-				"loop_wait":               c.LoopWait(),
-				"retry_timeout":           10,
+				"ttl":                     c.Timing().TTL,
+				"loop_wait":               c.Timing().LoopWait,
+				"retry_timeout":           c.Timing().RetryTimeout,
+				"synchronous_mode":        c.SynchronousMode != SyncOff,
+				"synchronous_mode_strict": c.SynchronousMode == SyncStrict,
 				"maximum_lag_on_failover": 1048576,
 				"postgresql": map[string]any{
 					"use_pg_rewind": true,

@@ -44,10 +44,14 @@ const (
 
 // Cluster is a topology: what pgha up builds.
 type Cluster struct {
-	Name            string      `yaml:"name" json:"name"`
-	Scope           string      `yaml:"scope" json:"scope"`
-	Namespace       string      `yaml:"namespace" json:"namespace"`
-	BootstrapLeader string      `yaml:"bootstrapLeader" json:"bootstrapLeader"`
+	Name            string `yaml:"name" json:"name"`
+	Scope           string `yaml:"scope" json:"scope"`
+	Namespace       string `yaml:"namespace" json:"namespace"`
+	BootstrapLeader string `yaml:"bootstrapLeader" json:"bootstrapLeader"`
+	// Profile is Patroni's failover timing: fast (default) or seed.
+	Profile string `yaml:"profile" json:"profile"`
+	// SynchronousMode is off (default), on or strict.
+	SynchronousMode string      `yaml:"synchronousMode" json:"synchronousMode"`
 	Etcd            []EtcdNode  `yaml:"etcd" json:"etcd"`
 	Patroni         []PGNode    `yaml:"patroni" json:"patroni"`
 	ObjectStore     ObjectStore `yaml:"objectStore" json:"objectStore"`
@@ -96,10 +100,12 @@ func Generate(name string, etcd, patroni int) (Cluster, error) {
 		return Cluster{}, fmt.Errorf("a cluster needs at least 1 etcd member and 1 Patroni node (asked for %d and %d)", etcd, patroni)
 	}
 	c := Cluster{
-		Name:        name,
-		Scope:       "pg-cluster",
-		Namespace:   "/service",
-		ObjectStore: ObjectStore{APIPort: 9000, ConsolePort: 9001, Bucket: "pgbackrest"},
+		Name:            name,
+		Scope:           "pg-cluster",
+		Namespace:       "/service",
+		ObjectStore:     ObjectStore{APIPort: 9000, ConsolePort: 9001, Bucket: "pgbackrest"},
+		Profile:         DefaultProfile,
+		SynchronousMode: SyncOff,
 	}
 	for i := 0; i < etcd; i++ {
 		c.Etcd = append(c.Etcd, EtcdNode{Name: fmt.Sprintf("etcd%d", i+1), ClientPort: etcdClientPort(i)})
@@ -143,6 +149,12 @@ func (c *Cluster) applyDefaults() {
 	}
 	if c.ObjectStore.Bucket == "" {
 		c.ObjectStore.Bucket = "pgbackrest"
+	}
+	if c.Profile == "" {
+		c.Profile = DefaultProfile
+	}
+	if c.SynchronousMode == "" {
+		c.SynchronousMode = SyncOff
 	}
 	if c.BootstrapLeader == "" && len(c.Patroni) > 0 {
 		c.BootstrapLeader = c.Patroni[0].Name

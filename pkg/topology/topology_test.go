@@ -194,9 +194,10 @@ func TestPatroniConfig(t *testing.T) {
 		{[]string{"postgresql", "connect_address"}, "patroni2:5432"},
 		{[]string{"postgresql", "data_dir"}, "/var/lib/postgresql/pgha/data"},
 		{[]string{"postgresql", "bin_dir"}, "/usr/lib/postgresql/17/bin"},
-		{[]string{"bootstrap", "dcs", "ttl"}, 30},
-		{[]string{"bootstrap", "dcs", "loop_wait"}, 10},
-		{[]string{"bootstrap", "dcs", "retry_timeout"}, 10},
+		{[]string{"bootstrap", "dcs", "ttl"}, 20},
+		{[]string{"bootstrap", "dcs", "loop_wait"}, 1},
+		{[]string{"bootstrap", "dcs", "retry_timeout"}, 5},
+		{[]string{"bootstrap", "dcs", "synchronous_mode"}, false},
 		{[]string{"bootstrap", "dcs", "postgresql", "parameters", "password_encryption"}, "scram-sha-256"},
 		{[]string{"postgresql", "authentication", "superuser", "username"}, "postgres"},
 		{[]string{"postgresql", "authentication", "replication", "username"}, "replicator"},
@@ -235,5 +236,32 @@ func TestEtcdCommand(t *testing.T) {
 		if !strings.Contains(cmd, want) {
 			t.Errorf("etcd command lacks %q: %s", want, cmd)
 		}
+	}
+}
+
+func TestProfilesAndSynchronousMode(t *testing.T) {
+	for name, tm := range Profiles {
+		if tm.TTL < 20 || tm.LoopWait < 1 || tm.RetryTimeout < 3 || tm.LoopWait+2*tm.RetryTimeout > tm.TTL {
+			t.Errorf("profile %s = %+v breaks Patroni's rules", name, tm)
+		}
+	}
+	c := Seed()
+	c.Profile, c.SynchronousMode = ProfileSeed, SyncStrict
+	var cfg struct {
+		Bootstrap struct {
+			DCS map[string]any `yaml:"dcs"`
+		} `yaml:"bootstrap"`
+	}
+	if err := yaml.Unmarshal([]byte(c.PatroniConfig(c.Patroni[0])), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.Bootstrap.DCS
+	if d["ttl"] != 30 || d["loop_wait"] != 10 || d["retry_timeout"] != 10 || d["synchronous_mode"] != true || d["synchronous_mode_strict"] != true {
+		t.Errorf("seed+strict dcs = %v", d)
+	}
+	c.Profile, c.SynchronousMode = "turbo", "maybe"
+	_, err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), `profile "turbo"`) || !strings.Contains(err.Error(), `synchronousMode "maybe"`) {
+		t.Errorf("bad profile and mode: %v", err)
 	}
 }

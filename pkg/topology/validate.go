@@ -96,6 +96,17 @@ func (c Cluster) Validate() (warnings []string, err error) {
 	if _, ok := c.PatroniNode(c.BootstrapLeader); !ok && len(c.Patroni) > 0 {
 		add("bootstrapLeader %q: not one of the patroni nodes", c.BootstrapLeader)
 	}
+	if _, ok := Profiles[c.Profile]; !ok {
+		add("profile %q: use %s or %s", c.Profile, ProfileFast, ProfileSeed)
+	}
+	switch c.SynchronousMode {
+	case SyncOff, SyncOn, SyncStrict:
+		if c.SynchronousMode != SyncOff && len(c.Patroni) < 2 {
+			add("synchronousMode %s: needs at least 2 Patroni nodes", c.SynchronousMode)
+		}
+	default:
+		add("synchronousMode %q: use off, on or strict", c.SynchronousMode)
+	}
 	if len(p) > 0 {
 		return warnings, &ValidationError{Problems: p}
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 )
@@ -36,6 +37,10 @@ const (
 
 var httpClient = &http.Client{Timeout: 2 * time.Second}
 
+// slowClient waits for actions that Patroni performs before answering, such
+// as a switchover.
+var slowClient = &http.Client{Timeout: 90 * time.Second}
+
 // GetPatroni reads GET /patroni from a node's REST API on the host.
 func GetPatroni(ctx context.Context, restPort int) (PatroniState, error) {
 	var st PatroniState
@@ -59,24 +64,34 @@ type RESTAuth struct{ User, Password string }
 // replication slots of newly registered replicas now instead of at its next
 // loop.
 func PatchConfig(ctx context.Context, restPort int, auth RESTAuth, patch map[string]any) error {
-	body, err := json.Marshal(patch)
+	return send(ctx, http.MethodPatch, restPort, "/config", auth, patch)
+}
+
+func postJSON(ctx context.Context, restPort int, path string, auth RESTAuth, body map[string]any) error {
+	return send(ctx, http.MethodPost, restPort, path, auth, body)
+}
+
+// send makes an authenticated request with a JSON body to a node's REST API.
+func send(ctx context.Context, method string, restPort int, path string, auth RESTAuth, payload map[string]any) error {
+	body, err := json.Marshal(payload)
 	if err != nil {
 		return err
 	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/config", restPort)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, url, bytes.NewReader(body))
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", restPort, path)
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.SetBasicAuth(auth.User, auth.Password)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := httpClient.Do(req)
+	resp, err := slowClient.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("PATCH %s: %s", url, resp.Status)
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, bytes.TrimSpace(msg))
 	}
 	return nil
 }

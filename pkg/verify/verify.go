@@ -59,6 +59,8 @@ type Target struct {
 	// ContainerState, when set, returns the engine's word on a node's container
 	// ("running", "exited (137)", "missing"), so that a failing row says why.
 	ContainerState func(ctx context.Context, node string) string
+	// Injector applies faults (failover tests only).
+	Injector Injector
 }
 
 // Run runs every check, the groups concurrently, and returns when all are done

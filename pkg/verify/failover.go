@@ -1,0 +1,345 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pgha/pgha/pkg/secrets"
+	"github.com/pgha/pgha/pkg/topology"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Faults are the fault modes of a failover test.
+const (
+	FaultStop       = "stop"       // graceful stop (SIGTERM, Patroni releases the leader key)
+	FaultKill       = "kill"       // SIGKILL: the leader key must expire
+	FaultPause      = "pause"      // the container is frozen for a while
+	FaultPartition  = "partition"  // the node is cut off from the cluster network
+	FaultSwitchover = "switchover" // a planned switchover through Patroni's REST API
+)
+
+// Injector applies faults to a node's container and heals them; the engine
+// side lives in pkg/provision.
+type Injector interface {
+	Inject(ctx context.Context, node, fault string) error
+	Heal(ctx context.Context, node, fault string) error
+	// InsideRecovery asks PostgreSQL inside the node's container (for a
+	// partitioned node, whose ports are gone) whether it is in recovery; an
+	// error means it does not answer.
+	InsideRecovery(ctx context.Context, node string) (bool, error)
+}
+
+// FailoverOptions tune a failover test.
+type FailoverOptions struct {
+	Fault  string
+	Target string // a node name, or "primary"
+	// SwitchTo is the candidate of a switchover ("" lets Patroni choose).
+	SwitchTo string
+	// PauseFor is how long a paused or partitioned node stays cut off at
+	// least; it must outlast the leader lease for a failover to happen.
+	PauseFor time.Duration
+	// Timeout bounds each wait (new primary, writes resuming, rejoin).
+	Timeout time.Duration
+	REST    RESTAuth
+}
+
+// FailoverReport holds the figures of one run.
+type FailoverReport struct {
+	Fault           string  `json:"fault"`
+	Target          string  `json:"target"`
+	TargetWasLeader bool    `json:"targetWasPrimary"`
+	OldPrimary      string  `json:"oldPrimary"`
+	NewPrimary      string  `json:"newPrimary"`
+	OldTimeline     int     `json:"oldTimeline"`
+	NewTimeline     int     `json:"newTimeline"`
+	Profile         string  `json:"profile"`
+	SynchronousMode string  `json:"synchronousMode"`
+	NewLeaderSec    float64 `json:"newLeaderSeconds"`        // fault until a new leader key in etcd
+	UnavailableSec  float64 `json:"writeUnavailableSeconds"` // last ack before the fault until the first after
+	RejoinSec       float64 `json:"rejoinSeconds"`           // heal until the target streams again
+	// IsolatedStoppedWritesSec: for a partition, when the cut-off old primary
+	// stopped accepting writes (demoted or down), seen from inside it; -1 if never seen.
+	IsolatedStoppedWritesSec float64  `json:"isolatedStoppedWritesSeconds,omitempty"`
+	Audit                    Audit    `json:"writes"`
+	LostAcked                int      `json:"lostAckedWrites"`
+	VerifiedAfter            bool     `json:"verifiedAfter"`
+	Failures                 []string `json:"failures"`
+	OK                       bool     `json:"ok"`
+}
+
+// RunFailover measures one fault: a healthy cluster is required first; a
+// writer runs throughout; the fault is injected on the target; the new leader,
+// the write gap and the timeline are measured; the target is healed and must
+// rejoin as a streaming replica; every acknowledged write must be on the new
+// primary; the cluster must verify healthy at the end.
+func RunFailover(ctx context.Context, t Target, opts FailoverOptions) (FailoverReport, Report, error) {
+	rep := FailoverReport{Fault: opts.Fault, Profile: t.Topo.Profile, SynchronousMode: t.Topo.SynchronousMode, Failures: []string{}}
+	inj := t.Injector
+	before := runWithin(ctx, t, 15*time.Second)
+	if !before.OK {
+		return rep, before, errors.New("the cluster does not verify healthy; fix it before a failover test")
+	}
+	oldPrimary, oldTL := primaryOf(ctx, t.Topo)
+	rep.OldPrimary, rep.OldTimeline = oldPrimary, oldTL
+	rep.Target = opts.Target
+	if rep.Target == "primary" || rep.Target == "" {
+		rep.Target = oldPrimary
+	}
+	if _, ok := t.Topo.PatroniNode(rep.Target); !ok {
+		return rep, before, fmt.Errorf("target %q is not a Patroni node of cluster %s", rep.Target, t.Topo.Name)
+	}
+	rep.TargetWasLeader = rep.Target == oldPrimary
+	expectFailover := rep.TargetWasLeader
+
+	// Watch the leader key from now on.
+	etcd, err := NewEtcdClient(t.Topo.EtcdEndpointsHost())
+	if err != nil {
+		return rep, before, err
+	}
+	defer etcd.Close()
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	leaderKey := t.Topo.KeyPrefix() + "leader"
+	newLeader := make(chan leaderChange, 1)
+	go watchLeader(wctx, etcd, leaderKey, oldPrimary, newLeader)
+
+	// The writer.
+	w := NewWriter(t.Topo, t.Creds.SuperuserPassword, "pgha_failover_"+secrets.Random(6))
+	if err := w.Setup(ctx); err != nil {
+		return rep, before, fmt.Errorf("preparing the write workload: %w", err)
+	}
+	defer w.Drop(context.WithoutCancel(ctx))
+	writeCtx, stopWriter := context.WithCancel(ctx)
+	writerDone := make(chan struct{})
+	go func() { defer close(writerDone); w.Run(writeCtx) }()
+	defer func() { stopWriter(); <-writerDone }()
+	if err := waitUntil(ctx, 10*time.Second, func() bool { return countAcked(w.Writes()) >= 20 }); err != nil {
+		return rep, before, errors.New("the writer could not write to the primary before the fault")
+	}
+
+	// The fault.
+	faultAt := time.Now()
+	if opts.Fault == FaultSwitchover {
+		err = Switchover(ctx, t.Topo, oldPrimary, opts.SwitchTo, opts.REST)
+	} else {
+		err = inj.Inject(ctx, rep.Target, opts.Fault)
+	}
+	if err != nil {
+		return rep, before, fmt.Errorf("injecting %s on %s: %w", opts.Fault, rep.Target, err)
+	}
+	fail := func(format string, a ...any) { rep.Failures = append(rep.Failures, fmt.Sprintf(format, a...)) }
+
+	// A partitioned old primary is watched from inside its container.
+	isolatedStopped := make(chan time.Duration, 1)
+	if opts.Fault == FaultPartition && rep.TargetWasLeader {
+		go func() {
+			err := waitUntil(ctx, opts.PauseFor+opts.Timeout, func() bool {
+				rec, err := inj.InsideRecovery(ctx, rep.Target)
+				return err != nil || rec
+			})
+			if err == nil {
+				isolatedStopped <- time.Since(faultAt)
+			}
+			close(isolatedStopped)
+		}()
+	}
+
+	if expectFailover {
+		select {
+		case ch := <-newLeader:
+			rep.NewLeaderSec = ch.at.Sub(faultAt).Seconds()
+			rep.NewPrimary = ch.member
+		case <-time.After(opts.Timeout):
+			fail("no new leader key within %s", opts.Timeout)
+		case <-ctx.Done():
+			return rep, before, ctx.Err()
+		}
+	}
+	// Writes resume (or, when the target was a replica, never stopped).
+	if err := waitUntil(ctx, opts.Timeout, func() bool {
+		_, _, _, ok := Gap(w.Writes(), faultAt)
+		return ok
+	}); err != nil {
+		fail("writes did not resume within %s", opts.Timeout)
+	}
+	gap, _, _, _ := Gap(w.Writes(), faultAt)
+	rep.UnavailableSec = gap.Seconds()
+
+	// Pause and partition hold for their set time, then heal.
+	if opts.Fault == FaultPause || opts.Fault == FaultPartition {
+		if rest := opts.PauseFor - time.Since(faultAt); rest > 0 {
+			select {
+			case <-time.After(rest):
+			case <-ctx.Done():
+				return rep, before, ctx.Err()
+			}
+		}
+	}
+	if opts.Fault == FaultPartition && rep.TargetWasLeader {
+		select {
+		case d, ok := <-isolatedStopped:
+			if ok {
+				rep.IsolatedStoppedWritesSec = d.Seconds()
+			} else {
+				rep.IsolatedStoppedWritesSec = -1
+				fail("the isolated old primary %s never stopped accepting writes", rep.Target)
+			}
+		case <-time.After(opts.Timeout):
+			rep.IsolatedStoppedWritesSec = -1
+			fail("the isolated old primary %s still accepted writes after %s", rep.Target, time.Since(faultAt).Round(time.Second))
+		}
+	}
+	healAt := time.Now()
+	if opts.Fault != FaultSwitchover {
+		if err := inj.Heal(ctx, rep.Target, opts.Fault); err != nil {
+			fail("healing %s: %v", rep.Target, err)
+		}
+	}
+
+	// The target (or, after a switchover, the old primary) streams from the new primary.
+	if rep.NewPrimary == "" {
+		rep.NewPrimary, _ = primaryOf(ctx, t.Topo)
+	}
+	rejoiner := rep.Target
+	if opts.Fault == FaultSwitchover {
+		rejoiner = oldPrimary
+	}
+	err = waitUntil(ctx, opts.Timeout, func() bool {
+		st, err := GetPatroni(ctx, nodePort(t.Topo, rejoiner))
+		newPrimary, tl := primaryOf(ctx, t.Topo)
+		if err != nil || newPrimary == "" {
+			return false
+		}
+		rep.NewPrimary, rep.NewTimeline = newPrimary, tl
+		if rejoiner == newPrimary {
+			return true // a replica target that came back, or no failover at all
+		}
+		return st.Streaming() && st.Timeline == tl
+	})
+	rep.RejoinSec = time.Since(healAt).Seconds()
+	if err != nil {
+		fail("%s did not rejoin as a streaming replica of %s within %s", rejoiner, rep.NewPrimary, opts.Timeout)
+	}
+	if expectFailover && rep.NewPrimary == oldPrimary && opts.Fault != FaultPause {
+		fail("no failover: %s is still the primary", oldPrimary)
+	}
+	if !expectFailover && rep.NewPrimary != oldPrimary {
+		fail("an unexpected failover from %s to %s", oldPrimary, rep.NewPrimary)
+	}
+
+	// Stop writing, then audit.
+	time.Sleep(200 * time.Millisecond) // a few acknowledged writes on the new primary
+	stopWriter()
+	<-writerDone
+	audit, err := w.AuditWrites(ctx)
+	if err != nil {
+		fail("auditing the writes: %v", err)
+	}
+	rep.Audit = audit
+	rep.LostAcked = len(audit.Lost)
+	if len(audit.Phantom) > 0 {
+		fail("%d ids on the primary that the writer never sent", len(audit.Phantom))
+	}
+	if t.Topo.SynchronousMode == topology.SyncStrict && rep.LostAcked > 0 {
+		fail("%d acknowledged writes lost in strict synchronous mode", rep.LostAcked)
+	}
+
+	after := runWithin(ctx, t, 60*time.Second)
+	rep.VerifiedAfter = after.OK
+	if !after.OK {
+		fail("the cluster does not verify healthy afterwards")
+	}
+	rep.OK = len(rep.Failures) == 0
+	return rep, after, nil
+}
+
+// runWithin verifies the cluster, retrying until it passes or d has passed:
+// right after a failover, replicas take a few loops to stream again.
+func runWithin(ctx context.Context, t Target, d time.Duration) Report {
+	deadline := time.Now().Add(d)
+	for {
+		vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		r := Run(vctx, t)
+		cancel()
+		if r.OK || time.Now().After(deadline) || ctx.Err() != nil {
+			return r
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+type leaderChange struct {
+	member string
+	at     time.Time
+}
+
+// watchLeader reports the first time the leader key names a member other than old.
+func watchLeader(ctx context.Context, etcd *clientv3.Client, key, old string, out chan<- leaderChange) {
+	for ctx.Err() == nil {
+		for resp := range etcd.Watch(ctx, key) {
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypePut && string(ev.Kv.Value) != old {
+					out <- leaderChange{member: string(ev.Kv.Value), at: time.Now()}
+					return
+				}
+			}
+		}
+	}
+}
+
+// primaryOf asks every node and returns the running primary and its timeline.
+func primaryOf(ctx context.Context, topo topology.Cluster) (string, int) {
+	for _, n := range topo.Patroni {
+		if st, err := GetPatroni(ctx, n.RESTPort); err == nil && st.Leading() {
+			return n.Name, st.Timeline
+		}
+	}
+	return "", 0
+}
+
+func nodePort(topo topology.Cluster, node string) int {
+	n, _ := topo.PatroniNode(node)
+	return n.RESTPort
+}
+
+func countAcked(ws []Write) int {
+	n := 0
+	for _, w := range ws {
+		if w.Outcome == Acked {
+			n++
+		}
+	}
+	return n
+}
+
+// waitUntil polls cond every 50 ms until it holds or d passes.
+func waitUntil(ctx context.Context, d time.Duration, cond func() bool) error {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("not within %s", d)
+		case <-tick.C:
+		}
+	}
+}
+
+// Switchover asks the primary's REST API for a planned switchover to
+// candidate ("" lets Patroni choose).
+func Switchover(ctx context.Context, topo topology.Cluster, leader, candidate string, auth RESTAuth) error {
+	body := map[string]any{"leader": leader}
+	if candidate != "" {
+		body["candidate"] = candidate
+	}
+	return postJSON(ctx, nodePort(topo, leader), "/switchover", auth, body)
+}
