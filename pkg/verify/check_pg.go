@@ -103,6 +103,27 @@ func checkPatroniAndPostgres(ctx context.Context, t Target, out *rows) {
 		return "", nil
 	})
 
+	if t.Topo.SynchronousMode != topology.SyncOff && len(t.Topo.Patroni) > 1 {
+		// Only a synchronous standby may take over in synchronous mode, and
+		// the leader names one a loop or two after the replicas stream.
+		timed(out, "patroni", "synchronous standby", func() (string, error) {
+			view, err := GetCluster(ctx, t.Topo)
+			if err != nil {
+				return "", err
+			}
+			var sync []string
+			for _, m := range view.Members {
+				if m.Role == "sync_standby" && m.State == "streaming" {
+					sync = append(sync, m.Name)
+				}
+			}
+			if len(sync) == 0 {
+				return "", fmt.Errorf("synchronous mode %s but no streaming synchronous standby yet", t.Topo.SynchronousMode)
+			}
+			return strings.Join(sync, ", "), nil
+		})
+	}
+
 	// PostgreSQL's view.
 	for _, p := range probes {
 		c := Check{Group: "postgres", Name: p.node.Name + " recovery state", Duration: p.pgDur}

@@ -164,24 +164,24 @@ func (w *Writer) Writes() []Write {
 	return append([]Write(nil), w.writes...)
 }
 
-// Gap returns the write unavailability around t: from the last acknowledged
-// write finished before t to the first one finished after it. ok is false when
-// no write was acknowledged after t.
+// Gap returns the write unavailability around t: the longest interval
+// between two consecutive acknowledged writes where the later one finished
+// after t. ok is false until a write sent after t has been acknowledged.
 func Gap(writes []Write, t time.Time) (gap time.Duration, before, after time.Time, ok bool) {
+	var prev time.Time
 	for _, w := range writes {
 		if w.Outcome != Acked {
 			continue
 		}
-		if !w.Done.After(t) {
-			before = w.Done
-		} else if after.IsZero() {
-			after = w.Done
+		if w.Done.After(t) && !prev.IsZero() && w.Done.Sub(prev) > gap {
+			gap, before, after = w.Done.Sub(prev), prev, w.Done
 		}
+		if w.Sent.After(t) {
+			ok = true
+		}
+		prev = w.Done
 	}
-	if before.IsZero() || after.IsZero() {
-		return 0, before, after, false
-	}
-	return after.Sub(before), before, after, true
+	return gap, before, after, ok
 }
 
 // Audit compares what the writer sent with what the primary holds.
