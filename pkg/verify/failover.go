@@ -58,7 +58,10 @@ type FailoverReport struct {
 	SynchronousMode string  `json:"synchronousMode"`
 	NewLeaderSec    float64 `json:"newLeaderSeconds"`        // fault until a new leader key in etcd
 	UnavailableSec  float64 `json:"writeUnavailableSeconds"` // last ack before the fault until the first after
-	RejoinSec       float64 `json:"rejoinSeconds"`           // heal until the target streams again
+	// GapFromSec and GapToSec place that gap relative to the fault.
+	GapFromSec float64 `json:"gapFromSeconds"`
+	GapToSec   float64 `json:"gapToSeconds"`
+	RejoinSec  float64 `json:"rejoinSeconds"` // heal until the target streams again
 	// IsolatedStoppedWritesSec: for a partition, when the cut-off old primary
 	// stopped accepting writes (demoted or down), seen from inside it; -1 if never seen.
 	IsolatedStoppedWritesSec float64  `json:"isolatedStoppedWritesSeconds,omitempty"`
@@ -157,15 +160,20 @@ func RunFailover(ctx context.Context, t Target, opts FailoverOptions) (FailoverR
 			return rep, before, ctx.Err()
 		}
 	}
-	// Writes resume (or, when the target was a replica, never stopped).
+	// Writes resume on the new primary (or, when the target was a replica,
+	// never stopped). A dying primary may still acknowledge a write or two
+	// just after the fault, so after a failover only writes sent once the new
+	// leader exists count as resumed.
+	resumeAfter := faultAt
+	if rep.NewLeaderSec > 0 {
+		resumeAfter = faultAt.Add(time.Duration(rep.NewLeaderSec * float64(time.Second)))
+	}
 	if err := waitUntil(ctx, opts.Timeout, func() bool {
-		_, _, _, ok := Gap(w.Writes(), faultAt)
+		_, _, _, ok := Gap(w.Writes(), resumeAfter)
 		return ok
 	}); err != nil {
 		fail("writes did not resume within %s", opts.Timeout)
 	}
-	gap, _, _, _ := Gap(w.Writes(), faultAt)
-	rep.UnavailableSec = gap.Seconds()
 
 	// Pause and partition hold for their set time, then heal.
 	if opts.Fault == FaultPause || opts.Fault == FaultPartition {
@@ -229,10 +237,13 @@ func RunFailover(ctx context.Context, t Target, opts FailoverOptions) (FailoverR
 		fail("an unexpected failover from %s to %s", oldPrimary, rep.NewPrimary)
 	}
 
-	// Stop writing, then audit.
+	// Stop writing, measure the gap over the whole run, then audit.
 	time.Sleep(200 * time.Millisecond) // a few acknowledged writes on the new primary
 	stopWriter()
 	<-writerDone
+	gap, from, to, _ := Gap(w.Writes(), faultAt)
+	rep.UnavailableSec = gap.Seconds()
+	rep.GapFromSec, rep.GapToSec = from.Sub(faultAt).Seconds(), to.Sub(faultAt).Seconds()
 	audit, err := w.AuditWrites(ctx)
 	if err != nil {
 		fail("auditing the writes: %v", err)
