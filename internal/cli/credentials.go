@@ -9,14 +9,11 @@ import (
 
 // loadCredentials reads a cluster's secrets and CA from its state directory.
 func loadCredentials(name string) (verify.Credentials, error) {
-	store, err := secrets.For(name)
+	sec, err := loadSecrets(name)
 	if err != nil {
 		return verify.Credentials{}, err
 	}
-	sec, err := store.Load()
-	if err != nil {
-		return verify.Credentials{}, fmt.Errorf("reading the secrets of cluster %s from %s: %w (they are made by `pgha up` as the same user)", name, store.Dir, err)
-	}
+	store, _ := secrets.For(name) // loadSecrets found it
 	ca, err := store.CertPool()
 	if err != nil {
 		return verify.Credentials{}, fmt.Errorf("reading the CA of cluster %s: %w", name, err)
@@ -32,7 +29,7 @@ func loadSecrets(name string) (secrets.Secrets, error) {
 	}
 	sec, err := store.Load()
 	if err != nil {
-		return sec, fmt.Errorf("reading the secrets of cluster %s from %s: %w", name, store.Dir, err)
+		return sec, fmt.Errorf("reading the secrets of cluster %s from %s: %w (`pgha up` makes them, for the user who runs it)", name, store.Dir, err)
 	}
 	return sec, nil
 }

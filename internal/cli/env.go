@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/secrets"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/pgha/pgha/pkg/verify"
@@ -19,11 +18,7 @@ func (a *app) newEnvCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			docker, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
-			topo, err := provision.FindCluster(ctx, docker, name)
+			_, topo, err := a.cluster(ctx, name)
 			if err != nil {
 				return err
 			}

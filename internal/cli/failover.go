@@ -80,11 +80,7 @@ func (a *app) runScenario(cmd *cobra.Command, f *failoverFlags, opts verify.Fail
 		return usageError{err}
 	}
 	ctx := cmd.Context()
-	docker, err := a.engine(ctx)
-	if err != nil {
-		return err
-	}
-	topo, err := provision.FindCluster(ctx, docker, f.name)
+	docker, topo, err := a.cluster(ctx, f.name)
 	if err != nil {
 		return err
 	}

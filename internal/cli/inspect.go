@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/pgha/pgha/pkg/verify"
 	"github.com/spf13/cobra"
@@ -36,11 +35,7 @@ primary would keep the leadership). --values prints each value in full, JSON ind
 				return usageError{err}
 			}
 			ctx := cmd.Context()
-			docker, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
-			topo, err := provision.FindCluster(ctx, docker, name)
+			_, topo, err := a.cluster(ctx, name)
 			if err != nil {
 				return err
 			}
@@ -103,11 +98,7 @@ func (a *app) newInspectClusterCommand() *cobra.Command {
 				return usageError{err}
 			}
 			ctx := cmd.Context()
-			docker, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
-			topo, err := provision.FindCluster(ctx, docker, name)
+			_, topo, err := a.cluster(ctx, name)
 			if err != nil {
 				return err
 			}

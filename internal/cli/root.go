@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker/docker/client"
 	"github.com/pgha/pgha/pkg/provision"
+	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -124,6 +125,17 @@ func (a *app) engine(ctx context.Context) (*client.Client, error) {
 	}
 	a.docker = cli
 	return cli, nil
+}
+
+// cluster connects to the engine and reads the named cluster's topology; a
+// cluster that does not exist is a clear error.
+func (a *app) cluster(ctx context.Context, name string) (*client.Client, topology.Cluster, error) {
+	docker, err := a.engine(ctx)
+	if err != nil {
+		return nil, topology.Cluster{}, err
+	}
+	topo, err := provision.FindCluster(ctx, docker, name)
+	return docker, topo, err
 }
 
 func (a *app) newStatus() *status { return newStatus(a.stderr, a.stderrTTY, a.color, a.verbose) }

@@ -62,11 +62,7 @@ Exit code 0 when every check passes, 1 otherwise. Never runs past --timeout.`,
 
 // verify loads the cluster and its credentials and runs the checks.
 func (a *app) verify(ctx context.Context, name string, timeout time.Duration, maxLag int64) (verify.Report, error) {
-	docker, err := a.engine(ctx)
-	if err != nil {
-		return verify.Report{}, err
-	}
-	topo, err := provision.FindCluster(ctx, docker, name)
+	docker, topo, err := a.cluster(ctx, name)
 	if err != nil {
 		return verify.Report{}, err
 	}
