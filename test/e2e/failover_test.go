@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/pgha/pgha/pkg/verify"
@@ -74,7 +76,8 @@ func TestFailover(t *testing.T) {
 	})
 
 	t.Run("switchover", func(t *testing.T) {
-		to := c.aReplica(t)
+		// In synchronous mode Patroni promotes only the synchronous standby.
+		to := c.syncStandby(t)
 		rep := c.failover(t, "switchover", "--to", to)
 		if rep.NewPrimary != to {
 			t.Fatalf("switchover to %s made %s the primary", to, rep.NewPrimary)
@@ -118,4 +121,24 @@ func (c *cluster) aReplica(t *testing.T) string {
 func (c *cluster) restPort(node string) int {
 	n, _ := c.topo.PatroniNode(node)
 	return n.RESTPort
+}
+
+// syncStandby returns the member Patroni lists as synchronous standby.
+func (c *cluster) syncStandby(t *testing.T) string {
+	t.Helper()
+	var name string
+	eventually(t, 30*time.Second, "a synchronous standby", func() error {
+		view, err := verify.GetCluster(context.Background(), c.topo)
+		if err != nil {
+			return err
+		}
+		for _, m := range view.Members {
+			if m.Role == "sync_standby" && m.State == "streaming" {
+				name = m.Name
+				return nil
+			}
+		}
+		return fmt.Errorf("none in %+v", view.Members)
+	})
+	return name
 }
