@@ -39,10 +39,17 @@ func (f *figure) summarize() {
 func main() {
 	rounds := flag.Int("rounds", 5, "rounds per figure")
 	cold := flag.Bool("cold", false, "also measure a cold image build: removes every image pgha built first")
+	failover := flag.Bool("failover", false, "measure failover-test per fault mode and timing profile instead (strict synchronous mode)")
 	bin := flag.String("pgha", "bin/pgha", "the pgha binary")
 	out := flag.String("json", "bench/results/latest.json", "where to write the figures as JSON")
 	flag.Parse()
-	if err := run(*rounds, *cold, *bin, *out); err != nil {
+	var err error
+	if *failover {
+		err = runFailover(*rounds, *bin, *out)
+	} else {
+		err = run(*rounds, *cold, *bin, *out)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -120,4 +127,59 @@ func run(rounds int, cold bool, bin, out string) error {
 	}
 	data, _ := json.MarshalIndent(map[string]any{"rounds": rounds, "at": time.Now().UTC(), "figures": figs}, "", "  ")
 	return os.WriteFile(out, data, 0o644)
+}
+
+// runFailover measures every fault mode on the primary, per timing profile,
+// in strict synchronous mode: median of rounds.
+func runFailover(rounds int, bin, out string) error {
+	type row struct {
+		Profile, Fault                       string
+		NewLeader, Unavailable, Rejoin, Lost *figure
+	}
+	var rowsOut []row
+	for _, profile := range []string{"fast", "seed"} {
+		name := fmt.Sprintf("bench-fo-%s-%d", profile, os.Getpid())
+		if _, err := timeCmd(bin, "up", "--name", name, "--port-offset", "4100", "--profile", profile, "--sync", "strict"); err != nil {
+			return err
+		}
+		for _, fault := range []string{"stop", "kill", "pause", "partition"} {
+			r := row{Profile: profile, Fault: fault, NewLeader: &figure{Name: "new leader"}, Unavailable: &figure{Name: "write unavailability"}, Rejoin: &figure{Name: "rejoin"}, Lost: &figure{Name: "lost acked writes"}}
+			for i := 0; i < rounds; i++ {
+				cmd := exec.Command(bin, "failover-test", "--name", name, "--fault", fault, "-o", "json", "--timeout", "120s")
+				cmd.Env = append(os.Environ(), "NO_COLOR=1")
+				data, err := cmd.Output()
+				var rep struct {
+					NewLeader   float64 `json:"newLeaderSeconds"`
+					Unavailable float64 `json:"writeUnavailableSeconds"`
+					Rejoin      float64 `json:"rejoinSeconds"`
+					Lost        int     `json:"lostAckedWrites"`
+				}
+				if jerr := json.Unmarshal(data, &rep); jerr != nil || err != nil {
+					timeCmd(bin, "down", "-v", "--name", name)
+					return fmt.Errorf("failover-test %s (%s): %v %v\n%s", fault, profile, err, jerr, data)
+				}
+				r.NewLeader.Seconds = append(r.NewLeader.Seconds, rep.NewLeader)
+				r.Unavailable.Seconds = append(r.Unavailable.Seconds, rep.Unavailable)
+				r.Rejoin.Seconds = append(r.Rejoin.Seconds, rep.Rejoin)
+				r.Lost.Seconds = append(r.Lost.Seconds, float64(rep.Lost))
+				fmt.Fprintf(os.Stderr, "%s %s %d: leader %.2fs gap %.2fs rejoin %.2fs lost %d\n", profile, fault, i+1, rep.NewLeader, rep.Unavailable, rep.Rejoin, rep.Lost)
+			}
+			for _, f := range []*figure{r.NewLeader, r.Unavailable, r.Rejoin, r.Lost} {
+				f.summarize()
+			}
+			rowsOut = append(rowsOut, r)
+		}
+		if _, err := timeCmd(bin, "down", "-v", "--name", name); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("%-8s %-10s %22s %22s %22s %10s\n", "profile", "fault", "new leader s (median)", "write gap s (median)", "rejoin s (median)", "lost (max)")
+	for _, r := range rowsOut {
+		fmt.Printf("%-8s %-10s %22.2f %22.2f %22.2f %10.0f\n", r.Profile, r.Fault, r.NewLeader.Median, r.Unavailable.Median, r.Rejoin.Median, r.Lost.Max)
+	}
+	if err := os.MkdirAll("bench/results", 0o755); err != nil {
+		return err
+	}
+	data, _ := json.MarshalIndent(map[string]any{"rounds": rounds, "at": time.Now().UTC(), "failover": rowsOut}, "", "  ")
+	return os.WriteFile(strings.Replace(out, ".json", "-failover.json", 1), data, 0o644)
 }
