@@ -139,6 +139,21 @@ func (p *Provisioner) localImage(ctx context.Context, role string, spec *buildSp
 	if err != nil {
 		return Image{}, err
 	}
+	ref := fmt.Sprintf("pgha/%s:%s", role, contextHash(spec, files))
+	im := Image{Role: role, Ref: ref, Source: "local build from " + words}
+	if !p.present(ctx, ref) {
+		im.build = spec
+	} else if spec.alias != "" && !p.present(ctx, spec.alias) {
+		if err := p.Docker.ImageTag(ctx, ref, spec.alias); err != nil {
+			return im, fmt.Errorf("tagging %s as %s: %w", ref, spec.alias, err)
+		}
+	}
+	return im, nil
+}
+
+// contextHash names a build by what goes into it: the context's files, the
+// base, the offline base's recipe and the versitygw version.
+func contextHash(spec *buildSpec, files map[string][]byte) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "base=%s\n", spec.base)
 	if spec.offlineBase {
@@ -156,16 +171,7 @@ func (p *Provisioner) localImage(ctx context.Context, role string, spec *buildSp
 		fmt.Fprintf(h, "%s %d\n", n, len(files[n]))
 		h.Write(files[n])
 	}
-	ref := fmt.Sprintf("pgha/%s:%s", role, hex.EncodeToString(h.Sum(nil))[:12])
-	im := Image{Role: role, Ref: ref, Source: "local build from " + words}
-	if !p.present(ctx, ref) {
-		im.build = spec
-	} else if spec.alias != "" && !p.present(ctx, spec.alias) {
-		if err := p.Docker.ImageTag(ctx, ref, spec.alias); err != nil {
-			return im, fmt.Errorf("tagging %s as %s: %w", ref, spec.alias, err)
-		}
-	}
-	return im, nil
+	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
 // contextFiles reads an embedded build context.
