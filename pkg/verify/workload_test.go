@@ -8,7 +8,9 @@ import (
 func TestGap(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	w := func(id int64, sent, done int, o Outcome) Write { return Write{ID: id, Sent: at(sent), Done: at(done), Outcome: o} }
+	w := func(id int64, sent, done int, o Outcome) Write {
+		return Write{ID: id, Sent: at(sent), Done: at(done), Outcome: o}
+	}
 	fault := at(1000)
 
 	// A dying primary acknowledges one more write just after the fault; then
