@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -207,6 +208,7 @@ func (p *Provisioner) BuildImages(ctx context.Context, set *ImageSet) error {
 		}
 		im.build = nil
 		p.Progress.End(true, fmt.Sprintf("Built image %s from %s (%s)", im.Ref, strings.TrimPrefix(im.Source, "local build from "), since(start)))
+		p.pruneOlder(ctx, *im)
 	}
 	return nil
 }
@@ -357,3 +359,21 @@ func RemoveImages(ctx context.Context, docker *client.Client) ([]string, error) 
 
 // Pending says whether the image still has to be built.
 func (im Image) Pending() bool { return im.build != nil }
+
+// pruneOlder removes the earlier builds of an image's role that no container
+// uses, so that changed build contexts do not pile up on the disk.
+func (p *Provisioner) pruneOlder(ctx context.Context, current Image) {
+	list, err := p.Docker.ImageList(ctx, image.ListOptions{Filters: labelFilter(LabelImage, current.Role)})
+	if err != nil {
+		return
+	}
+	for _, im := range list {
+		if slices.Contains(im.RepoTags, current.Ref) {
+			continue
+		}
+		// Without Force the engine refuses an image a container uses.
+		if _, err := p.Docker.ImageRemove(ctx, im.ID, image.RemoveOptions{PruneChildren: true}); err == nil {
+			p.Progress.Info(fmt.Sprintf("  removed the earlier build %s", strings.Join(im.RepoTags, ", ")))
+		}
+	}
+}
