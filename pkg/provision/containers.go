@@ -4,7 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"fmt"
+	"path"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -124,24 +127,31 @@ func networking(topo topology.Cluster, node string) *network.NetworkingConfig {
 	}}
 }
 
-// tarOf archives files (absolute paths, mode 0600 for keys) owned by uid.
+// tarOf archives files (absolute paths) owned by uid, keys readable by their
+// owner only, with their directories.
 func tarOf(uid int, files map[string][]byte) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dirs := map[string]bool{}
-	for path, data := range files {
-		dir := path[1:len(path)-len(lastElem(path))-1] + "/"
-		if !dirs[dir] {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		rel := strings.TrimPrefix(name, "/")
+		if dir := path.Dir(rel) + "/"; !dirs[dir] {
 			dirs[dir] = true
 			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, Uid: uid, Gid: uid, ModTime: time.Now()}); err != nil {
 				return nil, err
 			}
 		}
 		mode := int64(0o644)
-		if lastElem(path) == "server.key" || lastElem(path) == "private.key" {
+		if strings.HasSuffix(name, ".key") {
 			mode = 0o600
 		}
-		if err := tw.WriteHeader(&tar.Header{Name: path[1:], Mode: mode, Size: int64(len(data)), Uid: uid, Gid: uid, ModTime: time.Now()}); err != nil {
+		data := files[name]
+		if err := tw.WriteHeader(&tar.Header{Name: rel, Mode: mode, Size: int64(len(data)), Uid: uid, Gid: uid, ModTime: time.Now()}); err != nil {
 			return nil, err
 		}
 		if _, err := tw.Write(data); err != nil {
@@ -150,13 +160,4 @@ func tarOf(uid int, files map[string][]byte) ([]byte, error) {
 	}
 	err := tw.Close()
 	return buf.Bytes(), err
-}
-
-func lastElem(path string) string {
-	for i := len(path) - 1; i >= 0; i-- {
-		if path[i] == '/' {
-			return path[i+1:]
-		}
-	}
-	return path
 }
