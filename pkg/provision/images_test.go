@@ -1,6 +1,10 @@
 package provision
 
 import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 )
@@ -60,5 +64,32 @@ func TestContextHashChangesWithTheContext(t *testing.T) {
 	}
 	if contextHash(&buildSpec{base: UbuntuBase}, files) == h1 {
 		t.Error("another base kept the hash")
+	}
+}
+
+// The object store's TLS files arrive owned by its user, the key private.
+func TestTLSArchive(t *testing.T) {
+	data, err := tarOf(10001, map[string][]byte{"/etc/pgha/tls/server.crt": []byte("C"), "/etc/pgha/tls/server.key": []byte("K")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(bytes.NewReader(data))
+	modes := map[string]int64{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Uid != 10001 || h.Gid != 10001 {
+			t.Errorf("%s owned by %d:%d", h.Name, h.Uid, h.Gid)
+		}
+		modes[h.Name] = h.Mode
+	}
+	want := map[string]int64{"etc/pgha/tls/": 0o755, "etc/pgha/tls/server.crt": 0o644, "etc/pgha/tls/server.key": 0o600}
+	if fmt.Sprint(modes) != fmt.Sprint(want) {
+		t.Errorf("modes = %o, want %o", modes, want)
 	}
 }
