@@ -90,6 +90,6 @@ func TestTLSArchive(t *testing.T) {
 	}
 	want := map[string]int64{"etc/pgha/tls/": 0o755, "etc/pgha/tls/server.crt": 0o644, "etc/pgha/tls/server.key": 0o600}
 	if fmt.Sprint(modes) != fmt.Sprint(want) {
-		t.Errorf("modes = %o, want %o", modes, want)
+		t.Errorf("modes = %v, want %v", modes, want)
 	}
 }
