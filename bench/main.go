@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/pkg/provision"
+	"github.com/pgha/pgha/pkg/topology"
 )
 
 type figure struct {
@@ -95,6 +96,16 @@ func run(rounds int, cold bool, bin, out string) error {
 	}
 	noop := add("image build, nothing changed")
 	upF, verifyF, downF := add("up until ready (images present, no volumes)"), add("verify on a healthy cluster"), add("down -v")
+	baseF, ratioF := add("baseline: docker CLI by hand until ready"), add("ratio pgha up / baseline (same round)")
+	imgs, err := (&provision.Provisioner{Docker: docker, Progress: quiet{}}).ResolveImages(ctx)
+	if err != nil {
+		return err
+	}
+	baseTopo, err := topology.Generate("bench-base", 3, 3)
+	if err != nil {
+		return err
+	}
+	baseTopo.ShiftPorts(4200)
 	for i := 0; i < rounds; i++ {
 		d, err := timeCmd(bin, "images", "build")
 		if err != nil {
@@ -115,7 +126,13 @@ func run(rounds int, cold bool, bin, out string) error {
 			return err
 		}
 		downF.Seconds = append(downF.Seconds, d)
-		fmt.Fprintf(os.Stderr, "round %d: up %.1fs verify %.2fs down %.1fs\n", i+1, upF.Seconds[i], verifyF.Seconds[i], d)
+		b, err := timeBaseline(baseTopo, imgs.Etcd.Ref, imgs.Patroni.Ref)
+		if err != nil {
+			return err
+		}
+		baseF.Seconds = append(baseF.Seconds, b)
+		ratioF.Seconds = append(ratioF.Seconds, upF.Seconds[i]/b)
+		fmt.Fprintf(os.Stderr, "round %d: up %.1fs verify %.2fs down %.1fs baseline %.1fs\n", i+1, upF.Seconds[i], verifyF.Seconds[i], d, b)
 	}
 	fmt.Printf("%-55s %8s %8s %8s\n", "figure (seconds)", "min", "median", "max")
 	for _, f := range figs {
@@ -183,3 +200,12 @@ func runFailover(rounds int, bin, out string) error {
 	data, _ := json.MarshalIndent(map[string]any{"rounds": rounds, "at": time.Now().UTC(), "failover": rowsOut}, "", "  ")
 	return os.WriteFile(strings.Replace(out, ".json", "-failover.json", 1), data, 0o644)
 }
+
+// quiet discards progress.
+type quiet struct{}
+
+func (quiet) Start(string)     {}
+func (quiet) Detail(string)    {}
+func (quiet) End(bool, string) {}
+func (quiet) Info(string)      {}
+func (quiet) Warn(string)      {}
