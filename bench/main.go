@@ -41,12 +41,13 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds per figure")
 	cold := flag.Bool("cold", false, "also measure a cold image build: removes every image pgha built first")
 	failover := flag.Bool("failover", false, "measure failover-test per fault mode and timing profile instead (strict synchronous mode)")
+	faults := flag.String("faults", "stop,kill,pause,partition", "with -failover: the faults to measure")
 	bin := flag.String("pgha", "bin/pgha", "the pgha binary")
 	out := flag.String("json", "bench/results/latest.json", "where to write the figures as JSON")
 	flag.Parse()
 	var err error
 	if *failover {
-		err = runFailover(*rounds, *bin, *out)
+		err = runFailover(*rounds, *bin, *out, strings.Split(*faults, ","))
 	} else {
 		err = run(*rounds, *cold, *bin, *out)
 	}
@@ -148,7 +149,7 @@ func run(rounds int, cold bool, bin, out string) error {
 
 // runFailover measures every fault mode on the primary, per timing profile,
 // in strict synchronous mode: median of rounds.
-func runFailover(rounds int, bin, out string) error {
+func runFailover(rounds int, bin, out string, faults []string) error {
 	type row struct {
 		Profile, Fault                       string
 		NewLeader, Unavailable, Rejoin, Lost *figure
@@ -159,7 +160,7 @@ func runFailover(rounds int, bin, out string) error {
 		if _, err := timeCmd(bin, "up", "--name", name, "--port-offset", "4100", "--profile", profile, "--sync", "strict"); err != nil {
 			return err
 		}
-		for _, fault := range []string{"stop", "kill", "pause", "partition"} {
+		for _, fault := range faults {
 			r := row{Profile: profile, Fault: fault, NewLeader: &figure{Name: "new leader"}, Unavailable: &figure{Name: "write unavailability"}, Rejoin: &figure{Name: "rejoin"}, Lost: &figure{Name: "lost acked writes"}}
 			for i := 0; i < rounds; i++ {
 				cmd := exec.Command(bin, "failover-test", "--name", name, "--fault", fault, "-o", "json", "--timeout", "120s")

@@ -206,31 +206,35 @@ func RunFailover(ctx context.Context, t Target, opts FailoverOptions) (FailoverR
 		}
 	}
 
-	// The target (or, after a switchover, the old primary) streams from the new primary.
-	if rep.NewPrimary == "" {
-		rep.NewPrimary, _ = primaryOf(ctx, t.Topo)
-	}
+	// The target (or, after a switchover, the old primary) streams from the
+	// new primary. The leader key says who that is: right after it is
+	// unpaused or reconnected, a deposed primary still reports itself as
+	// primary until its next loop.
 	rejoiner := rep.Target
 	if opts.Fault == FaultSwitchover {
 		rejoiner = oldPrimary
 	}
 	err = waitUntil(ctx, opts.Timeout, func() bool {
-		st, err := GetPatroni(ctx, nodePort(t.Topo, rejoiner))
-		newPrimary, tl := primaryOf(ctx, t.Topo)
-		if err != nil || newPrimary == "" {
+		leader, err := leaderKeyValue(ctx, etcd, leaderKey)
+		if err != nil || leader == "" {
 			return false
 		}
-		rep.NewPrimary, rep.NewTimeline = newPrimary, tl
-		if rejoiner == newPrimary {
-			return true // a replica target that came back, or no failover at all
+		lst, err := GetPatroni(ctx, nodePort(t.Topo, leader))
+		if err != nil || !lst.Leading() {
+			return false
 		}
-		return st.Streaming() && st.Timeline == tl
+		rep.NewPrimary, rep.NewTimeline = leader, lst.Timeline
+		if rejoiner == leader {
+			return true // a replica target that came back and no failover
+		}
+		st, err := GetPatroni(ctx, nodePort(t.Topo, rejoiner))
+		return err == nil && st.Streaming() && st.Timeline == lst.Timeline
 	})
 	rep.RejoinSec = time.Since(healAt).Seconds()
 	if err != nil {
 		fail("%s did not rejoin as a streaming replica of %s within %s", rejoiner, rep.NewPrimary, opts.Timeout)
 	}
-	if expectFailover && rep.NewPrimary == oldPrimary && opts.Fault != FaultPause {
+	if expectFailover && rep.NewPrimary == oldPrimary {
 		fail("no failover: %s is still the primary", oldPrimary)
 	}
 	if !expectFailover && rep.NewPrimary != oldPrimary {
@@ -298,6 +302,17 @@ func watchLeader(ctx context.Context, etcd *clientv3.Client, key, old string, ou
 			}
 		}
 	}
+}
+
+// leaderKeyValue reads the member name in the leader key ("" when none holds it).
+func leaderKeyValue(ctx context.Context, etcd *clientv3.Client, key string) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := etcd.Get(cctx, key)
+	if err != nil || len(resp.Kvs) == 0 {
+		return "", err
+	}
+	return string(resp.Kvs[0].Value), nil
 }
 
 // primaryOf asks every node and returns the running primary and its timeline.
