@@ -70,15 +70,12 @@ func (a *app) newSwitchoverCommand() *cobra.Command {
 
 func (f *failoverFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.name, "name", topology.DefaultName, "cluster name")
-	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	addOutputFlag(cmd, &f.output)
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 90*time.Second, "limit of each wait: new primary, writes resuming, rejoin")
 }
 
 // runScenario runs a failover test or a switchover and reports it.
 func (a *app) runScenario(cmd *cobra.Command, f *failoverFlags, opts verify.FailoverOptions) error {
-	if err := checkOutput(f.output); err != nil {
-		return usageError{err}
-	}
 	ctx := cmd.Context()
 	docker, topo, err := a.cluster(ctx, f.name)
 	if err != nil {

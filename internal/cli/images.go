@@ -21,7 +21,7 @@ func (a *app) newImagesCommand() *cobra.Command {
 			return a.images(cmd, output, true)
 		},
 	}
-	build.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	addOutputFlag(build, &output)
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "Show which image each role uses and where it comes from",
@@ -30,15 +30,12 @@ func (a *app) newImagesCommand() *cobra.Command {
 			return a.images(cmd, output, false)
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	addOutputFlag(list, &output)
 	cmd.AddCommand(build, list)
 	return cmd
 }
 
 func (a *app) images(cmd *cobra.Command, output string, build bool) error {
-	if err := checkOutput(output); err != nil {
-		return usageError{err}
-	}
 	ctx := cmd.Context()
 	docker, err := a.engine(ctx)
 	if err != nil {

@@ -31,9 +31,6 @@ decoded, and the remaining TTL of leased keys (the leader's lease shows how long
 primary would keep the leadership). --values prints each value in full, JSON indented.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return usageError{err}
-			}
 			ctx := cmd.Context()
 			_, topo, err := a.cluster(ctx, name)
 			if err != nil {
@@ -73,7 +70,7 @@ primary would keep the leadership). --values prints each value in full, JSON ind
 	keys.Flags().StringVar(&name, "name", topology.DefaultName, "cluster name")
 	keys.Flags().StringVar(&prefix, "prefix", "", "key prefix (default /<namespace>/<scope>/)")
 	keys.Flags().BoolVar(&values, "values", false, "print every value in full")
-	keys.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	addOutputFlag(keys, &output)
 	etcd.AddCommand(keys)
 	return etcd
 }
@@ -94,9 +91,6 @@ func (a *app) newInspectClusterCommand() *cobra.Command {
 		Short: "The patronictl list view: member, host, role, state, timeline, lag; leader first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return usageError{err}
-			}
 			ctx := cmd.Context()
 			_, topo, err := a.cluster(ctx, name)
 			if err != nil {
@@ -125,6 +119,6 @@ func (a *app) newInspectClusterCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", topology.DefaultName, "cluster name")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	addOutputFlag(cmd, &output)
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/lipgloss/table"
+	"github.com/spf13/cobra"
 )
 
 // printTable writes rows as a bordered table on a terminal and as
@@ -41,10 +42,21 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// outputFlag validates -o.
-func checkOutput(o string) error {
-	if o != "" && o != "table" && o != "json" {
-		return fmt.Errorf("unknown output format %q: use table or json", o)
+// addOutputFlag adds -o/--output, which takes table (the default) or json;
+// anything else is a usage error before the command runs.
+func addOutputFlag(cmd *cobra.Command, o *string) {
+	*o = "table"
+	cmd.Flags().VarP((*outputFormat)(o), "output", "o", "output format: table or json")
+}
+
+type outputFormat string
+
+func (o *outputFormat) String() string { return string(*o) }
+func (o *outputFormat) Type() string   { return "format" }
+func (o *outputFormat) Set(v string) error {
+	if v != "table" && v != "json" {
+		return fmt.Errorf("unknown output format %q: use table or json", v)
 	}
+	*o = outputFormat(v)
 	return nil
 }

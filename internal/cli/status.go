@@ -16,14 +16,11 @@ func (a *app) newStatusCommand() *cobra.Command {
 		Short: "Show the cluster at a glance: containers, images, roles, ports, health",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return usageError{err}
-			}
 			return a.showStatus(cmd, name, output)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", topology.DefaultName, "cluster name")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	addOutputFlag(cmd, &output)
 	return cmd
 }
 

@@ -26,9 +26,6 @@ On a running cluster it changes nothing.`,
 		Example: "  pgha up\n  pgha up -f examples/five-node.yaml\n  pgha up --name lab2 --port-offset 100",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(f.output); err != nil {
-				return usageError{err}
-			}
 			ctx := cmd.Context()
 			docker, err := a.engine(ctx)
 			if err != nil {
@@ -59,6 +56,6 @@ On a running cluster it changes nothing.`,
 	}
 	f.topology.register(cmd)
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 3*time.Minute, "how long to wait for the cluster to be ready (image builds not included)")
-	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "summary format: table or json")
+	addOutputFlag(cmd, &f.output)
 	return cmd
 }

@@ -33,9 +33,6 @@ func (a *app) newVerifyCommand() *cobra.Command {
 Exit code 0 when every check passes, 1 otherwise. Never runs past --timeout.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(f.output); err != nil {
-				return usageError{err}
-			}
 			rep, err := a.verify(cmd.Context(), f.name, f.timeout, f.maxLag)
 			if err != nil {
 				return err
@@ -54,7 +51,7 @@ Exit code 0 when every check passes, 1 otherwise. Never runs past --timeout.`,
 		},
 	}
 	cmd.Flags().StringVar(&f.name, "name", topology.DefaultName, "cluster name")
-	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	addOutputFlag(cmd, &f.output)
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "give up on checks still waiting after this long")
 	cmd.Flags().Int64Var(&f.maxLag, "max-lag", 1<<20, "largest replication lag in bytes that passes")
 	return cmd
