@@ -171,15 +171,22 @@ func joinProblems(head string, problems []string) error {
 // paused, "exited (137)", "missing" (also when it is not the cluster's own).
 func ContainerState(ctx context.Context, docker *client.Client, topo topology.Cluster, node string) string {
 	c, err := (&Provisioner{Docker: docker}).inspect(ctx, topo.Name, topo.ContainerName(node))
-	switch {
-	case err != nil:
+	if err != nil {
 		return "unknown (" + err.Error() + ")"
+	}
+	return c.Describe()
+}
+
+// Describe is the container's state in a word or two: running, paused,
+// "exited (137)", "exited (137, OOM-killed)", or missing (also when the
+// container is not the cluster's own).
+func (c Container) Describe() string {
+	switch {
 	case c.State == StateMissing || !c.Ours:
 		return StateMissing
+	case c.State == "exited" && c.OOMKilled:
+		return fmt.Sprintf("exited (%d, OOM-killed)", c.ExitCode)
 	case c.State == "exited":
-		if c.OOMKilled {
-			return fmt.Sprintf("exited (%d, OOM-killed)", c.ExitCode)
-		}
 		return fmt.Sprintf("exited (%d)", c.ExitCode)
 	}
 	return c.State

@@ -77,13 +77,11 @@ func Status(ctx context.Context, docker *client.Client, name string) (ClusterSta
 		if err != nil {
 			return st, err
 		}
-		st.Nodes[i].Image, st.Nodes[i].State = c.Image, c.State
+		st.Nodes[i].Image, st.Nodes[i].State = c.Image, c.Describe()
 		switch {
-		case c.State == StateMissing || !c.Ours:
-			st.Nodes[i].State = StateMissing
+		case st.Nodes[i].State == StateMissing:
 			st.Problems = append(st.Problems, fmt.Sprintf("container %s is missing", c.Name))
 		case c.State == "exited":
-			st.Nodes[i].State = fmt.Sprintf("exited (%d)", c.ExitCode)
 			st.Problems = append(st.Problems, fmt.Sprintf("container %s has exited with code %d", c.Name, c.ExitCode))
 		case !c.Running():
 			st.Problems = append(st.Problems, fmt.Sprintf("container %s is %s", c.Name, c.State))
@@ -144,13 +142,13 @@ func probeHealth(ctx context.Context, topo topology.Cluster, kind string, st *Cl
 }
 
 func probeEtcd(ctx context.Context, topo topology.Cluster, n *NodeStatus) {
-	var port int
+	var endpoint string
 	for _, e := range topo.Etcd {
 		if e.Name == n.Node {
-			port = e.ClientPort
+			endpoint = e.HostEndpoint()
 		}
 	}
-	cli, err := verify.NewEtcdClient([]string{fmt.Sprintf("http://127.0.0.1:%d", port)})
+	cli, err := verify.NewEtcdClient([]string{endpoint})
 	if err != nil {
 		n.Health = err.Error()
 		return

@@ -50,10 +50,13 @@ func (c Cluster) EtcdEndpointsInternal() []string {
 func (c Cluster) EtcdEndpointsHost() []string {
 	var eps []string
 	for _, e := range c.Etcd {
-		eps = append(eps, fmt.Sprintf("http://127.0.0.1:%d", e.ClientPort))
+		eps = append(eps, e.HostEndpoint())
 	}
 	return eps
 }
+
+// HostEndpoint is the member's client URL through its loopback port.
+func (e EtcdNode) HostEndpoint() string { return fmt.Sprintf("http://127.0.0.1:%d", e.ClientPort) }
 
 // EtcdInitialCluster is etcd's --initial-cluster value.
 func (c Cluster) EtcdInitialCluster() string {

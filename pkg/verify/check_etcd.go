@@ -38,7 +38,7 @@ func checkEtcd(ctx context.Context, t Target, out *rows) {
 			start := time.Now()
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			st, err := cli.Status(cctx, fmt.Sprintf("http://127.0.0.1:%d", e.ClientPort))
+			st, err := cli.Status(cctx, e.HostEndpoint())
 			res[i].took = time.Since(start)
 			if err != nil {
 				res[i].err = t.why(ctx, e.Name, fmt.Errorf("%s unreachable at 127.0.0.1:%d: %v", e.Name, e.ClientPort, shortErr(err)))
