@@ -55,6 +55,9 @@ type Cluster struct {
 	Etcd            []EtcdNode  `yaml:"etcd" json:"etcd"`
 	Patroni         []PGNode    `yaml:"patroni" json:"patroni"`
 	ObjectStore     ObjectStore `yaml:"objectStore" json:"objectStore"`
+	// Restore, set by pgha restore only, bootstraps the cluster from a
+	// backup instead of initdb. Never read from or written to a file.
+	Restore *RestoreTarget `yaml:"-" json:"-"`
 }
 
 // EtcdNode is one etcd member.

@@ -22,6 +22,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/secrets"
 	"github.com/pgha/pgha/pkg/topology"
@@ -174,6 +175,9 @@ func (c *cluster) up(t *testing.T) result {
 // destroy removes the cluster with pgha, then removes by label anything pgha
 // left, so that a failed test leaves nothing behind.
 func (c *cluster) destroy(t *testing.T) {
+	if t.Failed() {
+		c.dumpLogs(t)
+	}
 	if r := pgha(t, nil, "down", "-v", "--name", c.name); r.code != 0 {
 		t.Errorf("cleanup: pgha down -v: %s", r)
 	}
@@ -190,6 +194,23 @@ func (c *cluster) destroy(t *testing.T) {
 	vs, _ := docker.VolumeList(ctx, volume.ListOptions{Filters: f})
 	for _, v := range vs.Volumes {
 		_ = docker.VolumeRemove(ctx, v.Name, true)
+	}
+}
+
+// dumpLogs prints the last lines of every Patroni container's log, so that a
+// failure in CI can be diagnosed from its output.
+func (c *cluster) dumpLogs(t *testing.T) {
+	t.Helper()
+	for _, n := range c.topo.Patroni {
+		rc, err := docker.ContainerLogs(context.Background(), c.name+"-"+n.Name, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "60"})
+		if err != nil {
+			t.Logf("logs of %s: %v", n.Name, err)
+			continue
+		}
+		var out bytes.Buffer
+		_, _ = stdcopy.StdCopy(&out, &out, rc)
+		rc.Close()
+		t.Logf("last log lines of %s:\n%s", n.Name, out.String())
 	}
 }
 
