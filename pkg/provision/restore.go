@@ -47,23 +47,22 @@ func (p *Provisioner) Restore(ctx context.Context, topo topology.Cluster, target
 		p.Progress.End(false, "")
 		return plan, fmt.Errorf("cluster %s: %w, so there is nothing to restore; take one with `pgha backup --name %s`", topo.Name, backup.ErrNoBackup, topo.Name)
 	}
-	// On a running primary, close the current WAL segment and wait for it to
-	// be archived: the newest writes become restorable, and "latest" is now.
+	// A target before the oldest backup is refused at once. Then, on a
+	// running primary, the current WAL segment is closed and archived: the
+	// newest writes become restorable, and the window ends now.
+	plan.Window, _ = repo.Window(time.Time{})
+	if err := checkTarget(plan.Window, target, ""); err != nil {
+		p.Progress.End(false, "")
+		return plan, err
+	}
 	latest, currentLSN, err := p.archiveNow(ctx, topo)
 	if err != nil {
 		p.Progress.End(false, "")
 		return plan, err
 	}
-	plan.Window, _ = repo.Window(latest)
+	plan.Window.Latest = latest
 	p.Progress.End(true, fmt.Sprintf("%d backups; restorable from %s", len(repo.Backups), plan.Window))
-
-	switch {
-	case !target.Time.IsZero():
-		err = plan.Window.CheckTime(target.Time)
-	case target.LSN != "":
-		err = plan.Window.CheckLSN(target.LSN, currentLSN)
-	}
-	if err != nil {
+	if err := checkTarget(plan.Window, target, currentLSN); err != nil {
 		return plan, err
 	}
 	plan.Backup = chooseBackup(repo.Backups, target)
@@ -108,6 +107,17 @@ func (p *Provisioner) Restore(ctx context.Context, topo topology.Cluster, target
 	return plan, nil
 }
 
+// checkTarget refuses a target outside the window.
+func checkTarget(w backup.Window, target topology.RestoreTarget, currentLSN string) error {
+	switch {
+	case !target.Time.IsZero():
+		return w.CheckTime(target.Time)
+	case target.LSN != "":
+		return w.CheckLSN(target.LSN, currentLSN)
+	}
+	return nil
+}
+
 // chooseBackup names the backup pgBackRest restores for the target: the
 // newest that finished before it.
 func chooseBackup(backups []backup.Backup, target topology.RestoreTarget) backup.Backup {
@@ -143,7 +153,7 @@ func (p *Provisioner) archiveNow(ctx context.Context, topo topology.Cluster) (ti
 		return time.Time{}, "", err
 	}
 	node, _ := topo.PatroniNode(primary)
-	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(cctx, verify.ConnString(node.PGPort, sec.SuperuserPassword))
 	if err != nil {

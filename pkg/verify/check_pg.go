@@ -163,8 +163,6 @@ func checkPatroniAndPostgres(ctx context.Context, t Target, out *rows) {
 // ArchiveCurrentWAL closes the primary's current WAL segment and waits until
 // archive_command (pgBackRest) has stored it in the object store.
 func ArchiveCurrentWAL(ctx context.Context, conn *pgx.Conn, node string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
 	start := time.Now()
 	var seg string
 	if err := conn.QueryRow(ctx, `SELECT pg_walfile_name(pg_switch_wal())`).Scan(&seg); err != nil {
@@ -172,7 +170,8 @@ func ArchiveCurrentWAL(ctx context.Context, conn *pgx.Conn, node string) (string
 	}
 	for {
 		var archived, failed *string
-		if err := conn.QueryRow(ctx, `SELECT last_archived_wal, last_failed_wal FROM pg_stat_archiver`).Scan(&archived, &failed); err != nil {
+		var failures int64
+		if err := conn.QueryRow(ctx, `SELECT last_archived_wal, last_failed_wal, failed_count FROM pg_stat_archiver`).Scan(&archived, &failed, &failures); err != nil {
 			return "", fmt.Errorf("reading pg_stat_archiver on %s: %v", node, pgErr(err))
 		}
 		// Segment names sort in WAL order (timeline first).
@@ -184,7 +183,8 @@ func ArchiveCurrentWAL(ctx context.Context, conn *pgx.Conn, node string) (string
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("segment %s not archived within %s (last archived: %s)", seg, time.Since(start).Round(time.Second), deref(archived))
+			return "", fmt.Errorf("segment %s not archived within %s (last archived: %s; %d failures, the last on %s)",
+				seg, time.Since(start).Round(time.Second), deref(archived), failures, deref(failed))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -202,16 +202,21 @@ func (c *cluster) destroy(t *testing.T) {
 func (c *cluster) dumpLogs(t *testing.T) {
 	t.Helper()
 	for _, n := range c.topo.Patroni {
-		rc, err := docker.ContainerLogs(context.Background(), c.name+"-"+n.Name, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "60"})
-		if err != nil {
-			t.Logf("logs of %s: %v", n.Name, err)
-			continue
-		}
-		var out bytes.Buffer
-		_, _ = stdcopy.StdCopy(&out, &out, rc)
-		rc.Close()
-		t.Logf("last log lines of %s:\n%s", n.Name, out.String())
+		t.Logf("last log lines of %s:\n%s", n.Name, containerLogs(t, c.name+"-"+n.Name, "60"))
 	}
+}
+
+// containerLogs returns the last lines of a container's log ("all" for all).
+func containerLogs(t *testing.T, name, tail string) string {
+	t.Helper()
+	rc, err := docker.ContainerLogs(context.Background(), name, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: tail})
+	if err != nil {
+		return fmt.Sprintf("(no logs of %s: %v)", name, err)
+	}
+	defer rc.Close()
+	var out bytes.Buffer
+	_, _ = stdcopy.StdCopy(&out, &out, rc)
+	return out.String()
 }
 
 // resources counts what carries the cluster's label on the engine.
