@@ -164,6 +164,13 @@ func checkPatroniAndPostgres(ctx context.Context, t Target, out *rows) {
 // archive_command (pgBackRest) has stored it in the object store.
 func ArchiveCurrentWAL(ctx context.Context, conn *pgx.Conn, node string) (string, error) {
 	start := time.Now()
+	// A switch on a segment with no WAL since the last switch does nothing
+	// and names the empty current segment, which would never be archived. A
+	// transaction's commit record gives the segment WAL to close and, for a
+	// restore, a commit after every earlier one: recovery to a time needs one.
+	if _, err := conn.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+		return "", fmt.Errorf("writing a commit record on %s: %v", node, pgErr(err))
+	}
 	var seg string
 	if err := conn.QueryRow(ctx, `SELECT pg_walfile_name(pg_switch_wal())`).Scan(&seg); err != nil {
 		return "", fmt.Errorf("switching WAL on %s: %v", node, pgErr(err))
