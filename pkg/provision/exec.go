@@ -38,8 +38,13 @@ func (r ExecResult) Err(what string) error {
 // Exec runs cmd in a running container and waits for it. onLine, when not
 // nil, sees each line of stdout and stderr as it comes (progress).
 func Exec(ctx context.Context, docker *client.Client, name string, onLine func(string), cmd ...string) (ExecResult, error) {
+	return execAs(ctx, docker, name, "", onLine, cmd...)
+}
+
+// execAs is Exec as a given user ("" for the container's own).
+func execAs(ctx context.Context, docker *client.Client, name, user string, onLine func(string), cmd ...string) (ExecResult, error) {
 	var res ExecResult
-	ex, err := docker.ContainerExecCreate(ctx, name, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	ex, err := docker.ContainerExecCreate(ctx, name, container.ExecOptions{Cmd: cmd, User: user, AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		return res, fmt.Errorf("running %s in %s: %w", cmd[0], name, err)
 	}

@@ -32,10 +32,60 @@ func (f Faults) Inject(ctx context.Context, node, fault string) error {
 	case verify.FaultPause:
 		return f.Docker.ContainerPause(ctx, name)
 	case verify.FaultPartition:
+		if err := f.pinHosts(ctx, node); err != nil {
+			return err
+		}
 		// This also drops the container's published ports until it reconnects.
 		return f.Docker.NetworkDisconnect(ctx, f.Topo.NetworkName(), name, true)
 	}
 	return fmt.Errorf("unknown fault %q", fault)
+}
+
+// hostsMark ends the /etc/hosts lines a partition adds.
+const hostsMark = "# pgha-partition"
+
+// pinHosts writes the cluster's names and addresses into the node's
+// /etc/hosts before it is cut off. Cut off from its only network, a container
+// loses Docker's DNS too: every lookup then hangs for seconds, which stalls
+// Patroni's loop far past its retry_timeout and leaves an isolated primary
+// running long after the replicas elected a new one. With the names pinned,
+// connections fail at once (no route), as in a real partition, and Patroni
+// demotes on time.
+func (f Faults) pinHosts(ctx context.Context, node string) error {
+	cs, err := f.Docker.ContainerList(ctx, container.ListOptions{Filters: clusterFilter(f.Topo.Name)})
+	if err != nil {
+		return fmt.Errorf("listing the cluster's containers: %w", err)
+	}
+	var lines strings.Builder
+	for _, c := range cs {
+		n, role := c.Labels[topology.LabelNode], c.Labels[topology.LabelRole]
+		ep := c.NetworkSettings.Networks[f.Topo.NetworkName()]
+		if n == node || n == "" || ep == nil || ep.IPAddress == "" {
+			continue
+		}
+		names := n
+		if role == topology.RoleObjectStore {
+			names += " " + topology.ObjectStoreAlias
+		}
+		fmt.Fprintf(&lines, "%s\t%s %s\n", ep.IPAddress, names, hostsMark)
+	}
+	return f.rootShell(ctx, node, `printf '%s' "$1" >> /etc/hosts`, lines.String())
+}
+
+// unpinHosts removes what pinHosts added (/etc/hosts is a bind mount: it is
+// rewritten in place, not replaced).
+func (f Faults) unpinHosts(ctx context.Context, node string) error {
+	return f.rootShell(ctx, node, `grep -v -- "$1" /etc/hosts > /tmp/pgha-hosts; cat /tmp/pgha-hosts > /etc/hosts; rm -f /tmp/pgha-hosts`, hostsMark)
+}
+
+func (f Faults) rootShell(ctx context.Context, node, script, arg string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	res, err := execAs(ctx, f.Docker, f.Topo.ContainerName(node), "root", nil, "sh", "-c", script, "sh", arg)
+	if err != nil {
+		return err
+	}
+	return res.Err("editing /etc/hosts in " + f.Topo.ContainerName(node))
 }
 
 // Heal undoes a fault: start, unpause or reconnect (under the node's alias).
@@ -47,7 +97,10 @@ func (f Faults) Heal(ctx context.Context, node, fault string) error {
 	case verify.FaultPause:
 		return f.Docker.ContainerUnpause(ctx, name)
 	case verify.FaultPartition:
-		return f.Docker.NetworkConnect(ctx, f.Topo.NetworkName(), name, &network.EndpointSettings{Aliases: []string{node}})
+		if err := f.Docker.NetworkConnect(ctx, f.Topo.NetworkName(), name, &network.EndpointSettings{Aliases: []string{node}}); err != nil {
+			return err
+		}
+		return f.unpinHosts(ctx, node)
 	}
 	return fmt.Errorf("unknown fault %q", fault)
 }
