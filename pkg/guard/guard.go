@@ -285,4 +285,3 @@ func nodeNames(topo topology.Cluster) []string {
 	}
 	return out
 }
-
