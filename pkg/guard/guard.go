@@ -184,8 +184,10 @@ func (g *Guard) once(ctx context.Context, event, id string, at time.Time) (Recor
 		return fail("reading the leader key", err)
 	}
 	ictx, cancel := context.WithTimeout(ctx, callTimeout)
+	asked := time.Now()
 	info, err := g.Engine.ContainerInspect(ictx, id)
 	cancel()
+	rec.ConfirmMs = ms(time.Since(asked))
 	c := Container{}
 	switch {
 	case client.IsErrNotFound(err):
@@ -204,7 +206,7 @@ func (g *Guard) once(ctx context.Context, event, id string, at time.Time) (Recor
 	rec.Action = ActionDelete
 	deleted, err := g.compareAndDelete(ctx, leader)
 	if !at.IsZero() {
-		rec.DecisionMs = float64(time.Since(at).Microseconds()) / 1000
+		rec.DecisionMs = ms(time.Since(at))
 	}
 	switch {
 	case err != nil:
@@ -275,6 +277,8 @@ func (g *Guard) log(r Record) {
 
 // timestamp is the engine's since/until format: seconds.nanoseconds.
 func timestamp(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()) }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func shortID(id string) string { return id[:min(12, len(id))] }
 

@@ -23,8 +23,11 @@ type Record struct {
 	Reason  string `json:"reason"`
 	// EventTime is the engine's time of the event decided on.
 	EventTime *time.Time `json:"eventTime,omitempty"`
-	// DecisionMs is from the engine's event to the leader key deleted.
+	// DecisionMs is from the engine's event to the leader key deleted;
+	// ConfirmMs of it is the engine's answer to the inspection (Docker 20.10
+	// emits die before its post-exit cleanup and answers only after it).
 	DecisionMs float64 `json:"decisionMs,omitempty"`
+	ConfirmMs  float64 `json:"confirmMs,omitempty"`
 }
 
 // Actions and outcomes of a decision.

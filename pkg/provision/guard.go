@@ -146,6 +146,22 @@ func guardSpec(topo topology.Cluster, img Image) spec {
 	}
 }
 
+// replaceOldGuard removes a guard container that runs another pgha build than
+// this one, so that up recreates it: the guard keeps no state.
+func (p *Provisioner) replaceOldGuard(ctx context.Context, topo topology.Cluster, img Image, existing map[string]Container) error {
+	name := topo.ContainerName(topology.GuardNode)
+	c, ok := existing[name]
+	if !topo.Guard || !ok || c.State == StateMissing || c.Image == img.Ref {
+		return nil
+	}
+	if err := p.Docker.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
+		return fmt.Errorf("replacing the guard %s (it runs %s, this pgha is %s): %w", name, c.Image, img.Ref, err)
+	}
+	p.Progress.Info(fmt.Sprintf("  replacing the guard %s: it ran %s", name, c.Image))
+	existing[name] = Container{Name: name, State: StateMissing}
+	return nil
+}
+
 // GuardState is the guard's container and its latest decision.
 type GuardState struct {
 	Container string `json:"container"`

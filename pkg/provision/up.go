@@ -79,6 +79,9 @@ func (p *Provisioner) Up(ctx context.Context, topo topology.Cluster, timeout tim
 		return res, err
 	}
 	specs = clusterSpecs(topo, imgs, sec, store)
+	if err := p.replaceOldGuard(ctx, topo, imgs.Guard, existing); err != nil {
+		return res, err
+	}
 
 	allRunning := true
 	for _, s := range specs {
