@@ -77,6 +77,15 @@ not json: a stray line
 	if s := last.Summary(); !strings.HasPrefix(s, "deleted the leader key of patroni2 at ") {
 		t.Errorf("summary %q", s)
 	}
+	if d := DecisionOn(recs, "patroni2", time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC)); d == nil || d.Event != EventDie {
+		t.Errorf("decision on patroni2's event = %+v", d)
+	}
+	if d := DecisionOn(recs, "patroni2", time.Date(2026, 1, 2, 3, 4, 7, 500, time.UTC)); d != nil {
+		t.Errorf("a decision before since: %+v", d)
+	}
+	if d := DecisionOn(recs, "patroni1", time.Time{}); d != nil {
+		t.Errorf("a decision on another member: %+v", d)
+	}
 	if LastDecision(recs[:1]) != nil {
 		t.Error("a start note counted as a decision")
 	}

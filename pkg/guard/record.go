@@ -72,6 +72,17 @@ func ParseLog(r io.Reader) []Record {
 	return out
 }
 
+// DecisionOn is the latest decision about member's container on an engine
+// event (die or pause) logged at or after since; nil when there is none.
+func DecisionOn(recs []Record, member string, since time.Time) *Record {
+	for i := len(recs) - 1; i >= 0 && !recs[i].Time.Before(since); i-- {
+		if r := recs[i]; r.IsDecision() && r.Member == member && (r.Event == EventDie || r.Event == EventPause) {
+			return &recs[i]
+		}
+	}
+	return nil
+}
+
 // LastDecision is the latest decision among records, nil when there is none.
 func LastDecision(recs []Record) *Record {
 	for i := len(recs) - 1; i >= 0; i-- {
