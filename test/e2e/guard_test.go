@@ -96,7 +96,7 @@ func TestGuard(t *testing.T) {
 // Two clusters side by side: killing one's primary leaves the other's keys
 // and guard alone. A cluster made with --guard=false has no guard.
 func TestGuardTwoClusters(t *testing.T) {
-	a := newCluster(t, 1, 2)
+	a := newCluster(t, 1, 3) // strict mode needs a standby left after the kill
 	mustPgha(t, append(a.upArgs(), "--sync", "strict")...)
 	b := newCluster(t, 1, 2)
 	b.up(t)
