@@ -158,6 +158,9 @@ func runFailover(rounds int, bin, out string, faults, profiles []string) error {
 	type row struct {
 		Profile, Fault                       string
 		NewLeader, Unavailable, Rejoin, Lost *figure
+		// GuardDecision: the guard's deletion of the leader key after the
+		// engine's die event (seconds; only in rounds where it deleted).
+		GuardDecision *figure `json:",omitempty"`
 	}
 	ctx := context.Background()
 	docker, err := provision.Connect(ctx)
@@ -192,7 +195,11 @@ func runFailover(rounds int, bin, out string, faults, profiles []string) error {
 					Rejoin      float64 `json:"rejoinSeconds"`
 					Lost        int     `json:"lostAckedWrites"`
 					Guard       struct {
-						Active bool `json:"active"`
+						Active   bool `json:"active"`
+						Decision *struct {
+							Outcome    string  `json:"outcome"`
+							DecisionMs float64 `json:"decisionMs"`
+						} `json:"decision"`
 					} `json:"guard"`
 				}
 				if jerr := json.Unmarshal(data, &rep); jerr != nil || err != nil {
@@ -212,10 +219,19 @@ func runFailover(rounds int, bin, out string, faults, profiles []string) error {
 				r.Unavailable.Seconds = append(r.Unavailable.Seconds, rep.Unavailable)
 				r.Rejoin.Seconds = append(r.Rejoin.Seconds, rep.Rejoin)
 				r.Lost.Seconds = append(r.Lost.Seconds, float64(rep.Lost))
+				if d := rep.Guard.Decision; d != nil && d.DecisionMs > 0 {
+					if r.GuardDecision == nil {
+						r.GuardDecision = &figure{Name: "guard decision after the die event"}
+					}
+					r.GuardDecision.Seconds = append(r.GuardDecision.Seconds, d.DecisionMs/1000)
+				}
 				fmt.Fprintf(os.Stderr, "%s %s %d: leader %.2fs gap %.2fs rejoin %.2fs lost %d\n", profile, fault, i+1, rep.NewLeader, rep.Unavailable, rep.Rejoin, rep.Lost)
 			}
 			for _, f := range []*figure{r.NewLeader, r.Unavailable, r.Rejoin, r.Lost} {
 				f.summarize()
+			}
+			if r.GuardDecision != nil {
+				r.GuardDecision.summarize()
 			}
 			rowsOut = append(rowsOut, r)
 		}
@@ -223,9 +239,13 @@ func runFailover(rounds int, bin, out string, faults, profiles []string) error {
 			return err
 		}
 	}
-	fmt.Printf("%-8s %-10s %22s %22s %22s %10s\n", "profile", "fault", "new leader s (median)", "write gap s (median)", "rejoin s (median)", "lost (max)")
+	fmt.Printf("%-8s %-12s %22s %22s %22s %10s %20s\n", "profile", "fault", "new leader s (median)", "write gap s (median)", "rejoin s (median)", "lost (max)", "guard ms (median)")
 	for _, r := range rowsOut {
-		fmt.Printf("%-8s %-10s %22.2f %22.2f %22.2f %10.0f\n", r.Profile, r.Fault, r.NewLeader.Median, r.Unavailable.Median, r.Rejoin.Median, r.Lost.Max)
+		guardMs := "-"
+		if r.GuardDecision != nil {
+			guardMs = fmt.Sprintf("%.0f", r.GuardDecision.Median*1000)
+		}
+		fmt.Printf("%-8s %-12s %22.2f %22.2f %22.2f %10.0f %20s\n", r.Profile, r.Fault, r.NewLeader.Median, r.Unavailable.Median, r.Rejoin.Median, r.Lost.Max, guardMs)
 	}
 	if err := os.MkdirAll("bench/results", 0o755); err != nil {
 		return err
