@@ -31,7 +31,9 @@ func TestShellQuoteSurvivesTheShell(t *testing.T) {
 }
 
 func TestUsageErrorsExitTwo(t *testing.T) {
-	for _, args := range [][]string{{"status", "--bogus"}, {"status", "-o", "yaml"}, {"no-such-command"}} {
+	for _, args := range [][]string{{"status", "--bogus"}, {"status", "-o", "yaml"}, {"no-such-command"},
+		{"backup", "--type", "differential"}, {"restore", "--latest", "--to-lsn", "0/1", "--yes"}, {"restore", "--yes"},
+		{"restore", "--to-time", "yesterday", "--yes"}, {"restore", "--to-lsn", "5002118", "--yes"}, {"restore", "--latest"}} {
 		a, _, errb := newTestApp()
 		code := a.run(context.Background(), args)
 		if code != exitUsage && !(args[0] == "no-such-command" && code == exitError) {

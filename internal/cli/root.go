@@ -32,7 +32,9 @@ const (
 // app carries what every command shares: streams, terminal facts and the
 // Docker client, made on first use.
 type app struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
+	stdinTTYFn     func() bool
 	stdoutTTY      bool
 	stderrTTY      bool
 	color          bool
@@ -45,10 +47,12 @@ func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a := &app{
-		stdout:    os.Stdout,
-		stderr:    os.Stderr,
-		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
-		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		stdin:      os.Stdin,
+		stdinTTYFn: func() bool { return term.IsTerminal(int(os.Stdin.Fd())) },
+		stdout:     os.Stdout,
+		stderr:     os.Stderr,
+		stdoutTTY:  term.IsTerminal(int(os.Stdout.Fd())),
+		stderrTTY:  term.IsTerminal(int(os.Stderr.Fd())),
 	}
 	a.color = a.stderrTTY && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
 	return a.run(ctx, os.Args[1:])
@@ -107,6 +111,8 @@ automatic failover, and an S3 object store, all on one bridge network, then prov
 		a.newInspectCommand(),
 		a.newFailoverTestCommand(),
 		a.newSwitchoverCommand(),
+		a.newBackupCommand(),
+		a.newRestoreCommand(),
 		a.newEnvCommand(),
 		a.newImagesCommand(),
 		a.newVersionCommand(),
@@ -138,6 +144,9 @@ func (a *app) cluster(ctx context.Context, name string) (*client.Client, topolog
 	topo, err := provision.FindCluster(ctx, docker, name)
 	return docker, topo, err
 }
+
+// stdinTTY says whether a person can answer a question on stdin.
+func (a *app) stdinTTY() bool { return a.stdinTTYFn != nil && a.stdinTTYFn() }
 
 func (a *app) newStatus() *status { return newStatus(a.stderr, a.stderrTTY, a.color, a.verbose) }
 

@@ -28,7 +28,8 @@ func (a *app) newVerifyCommand() *cobra.Command {
   patroni     every node answers, exactly one primary, every other node streaming, one timeline
   postgres    pg_is_in_recovery() agrees with Patroni on every node, pg_stat_replication lists every
               replica streaming with lag under --max-lag, a marker row written on the primary is
-              read on every replica (table pgha_verify; the row is deleted afterwards)
+              read on every replica (table pgha_verify; the row is deleted afterwards), and the
+              primary's current WAL segment archived to the object store by pgBackRest
   objectstore an authenticated S3 request over TLS, the backup bucket exists
 Exit code 0 when every check passes, 1 otherwise. Never runs past --timeout.`,
 		Args: cobra.NoArgs,
@@ -59,24 +60,43 @@ Exit code 0 when every check passes, 1 otherwise. Never runs past --timeout.`,
 
 // verify loads the cluster and its credentials and runs the checks.
 func (a *app) verify(ctx context.Context, name string, timeout time.Duration, maxLag int64) (verify.Report, error) {
-	docker, topo, err := a.cluster(ctx, name)
+	t, err := a.verifyTarget(ctx, name, maxLag)
 	if err != nil {
 		return verify.Report{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return verify.Run(ctx, t), nil
+}
+
+// verifyUntil runs the checks until they pass or d has passed: after a
+// restore or a failover, replicas take a few loops to stream.
+func (a *app) verifyUntil(ctx context.Context, name string, d time.Duration) (verify.Report, error) {
+	t, err := a.verifyTarget(ctx, name, 1<<20)
+	if err != nil {
+		return verify.Report{}, err
+	}
+	return verify.RunUntil(ctx, t, d), nil
+}
+
+// verifyTarget is what the checks need to know of a cluster.
+func (a *app) verifyTarget(ctx context.Context, name string, maxLag int64) (verify.Target, error) {
+	docker, topo, err := a.cluster(ctx, name)
+	if err != nil {
+		return verify.Target{}, err
 	}
 	creds, err := loadCredentials(name)
 	if err != nil {
-		return verify.Report{}, err
+		return verify.Target{}, err
 	}
 	kind, err := provision.StoreKind(ctx, docker, topo)
 	if err != nil {
-		return verify.Report{}, err
+		return verify.Target{}, err
 	}
 	if kind == "" { // the container is gone; name the default kind in messages
 		kind = topology.StoreVersityGW
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	return verify.Run(ctx, verify.Target{
+	return verify.Target{
 		Topo:      topo,
 		Creds:     creds,
 		MaxLag:    maxLag,
@@ -84,7 +104,7 @@ func (a *app) verify(ctx context.Context, name string, timeout time.Duration, ma
 		ContainerState: func(ctx context.Context, node string) string {
 			return provision.ContainerState(context.WithoutCancel(ctx), docker, topo, node)
 		},
-	}), nil
+	}, nil
 }
 
 // printChecks renders a report: one row per check, then a verdict on stderr.

@@ -111,6 +111,16 @@ func clusterSpecs(topo topology.Cluster, imgs ImageSet, sec secrets.Secrets, sto
 			"PATRONI_REPLICATION_PASSWORD=" + sec.ReplicationPassword,
 			"PATRONI_RESTAPI_USERNAME=" + topology.RESTUser,
 			"PATRONI_RESTAPI_PASSWORD=" + sec.RESTPassword,
+			"PGBACKREST_REPO1_S3_KEY=" + sec.S3AccessKey,
+			"PGBACKREST_REPO1_S3_KEY_SECRET=" + sec.S3SecretKey,
+		}
+		s.config.Env = append(s.config.Env, topo.PgBackRestEnv()...)
+		s.files = func() ([]byte, error) {
+			ca, err := store.ReadFile(secrets.CACertFile)
+			if err != nil {
+				return nil, err
+			}
+			return tarOf(0, map[string][]byte{topology.PgBackRestCAFile: ca})
 		}
 		stop := patroniStopTimeout
 		s.config.StopTimeout = &stop
@@ -123,10 +133,15 @@ func clusterSpecs(topo topology.Cluster, imgs ImageSet, sec secrets.Secrets, sto
 	return specs
 }
 
-// networking attaches a container to the cluster network under its node name.
-func networking(topo topology.Cluster, node string) *network.NetworkingConfig {
+// networking attaches a container to the cluster network under its node name
+// (and the object store also under its role, whatever its kind).
+func networking(topo topology.Cluster, role, node string) *network.NetworkingConfig {
+	aliases := []string{node}
+	if role == topology.RoleObjectStore {
+		aliases = append(aliases, topology.ObjectStoreAlias)
+	}
 	return &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		topo.NetworkName(): {Aliases: []string{node}},
+		topo.NetworkName(): {Aliases: aliases},
 	}}
 }
 

@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -72,25 +71,9 @@ func (f Faults) InsideRecovery(ctx context.Context, node string) (bool, error) {
 func (f Faults) exec(ctx context.Context, name string, cmd ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	ex, err := f.Docker.ContainerExecCreate(ctx, name, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	res, err := Exec(ctx, f.Docker, name, nil, cmd...)
 	if err != nil {
 		return "", err
 	}
-	att, err := f.Docker.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
-	if err != nil {
-		return "", err
-	}
-	defer att.Close()
-	var out bytes.Buffer
-	if _, err := stdcopyAll(&out, att.Reader); err != nil {
-		return "", err
-	}
-	ins, err := f.Docker.ContainerExecInspect(ctx, ex.ID)
-	if err != nil {
-		return "", err
-	}
-	if ins.ExitCode != 0 {
-		return out.String(), fmt.Errorf("%s exited %d: %s", cmd[0], ins.ExitCode, strings.TrimSpace(out.String()))
-	}
-	return out.String(), nil
+	return res.Stdout + res.Stderr, res.Err(cmd[0])
 }

@@ -73,7 +73,7 @@ func (p *Provisioner) Up(ctx context.Context, topo topology.Cluster, timeout tim
 		return res, err
 	}
 
-	hosts := []string{imgs.ObjectStore.Kind, topo.ContainerName(imgs.ObjectStore.Kind), "localhost", "127.0.0.1"}
+	hosts := []string{imgs.ObjectStore.Kind, topology.ObjectStoreAlias, topo.ContainerName(imgs.ObjectStore.Kind), "localhost", "127.0.0.1"}
 	sec, err := store.Ensure(hosts)
 	if err != nil {
 		return res, err
@@ -159,7 +159,7 @@ func (p *Provisioner) create(ctx context.Context, topo topology.Cluster, specs [
 				return fmt.Errorf("creating volume %s: %w", s.volume, err)
 			}
 		}
-		if _, err := p.Docker.ContainerCreate(ctx, s.config, s.host, networking(topo, s.node), nil, s.name); err != nil {
+		if _, err := p.Docker.ContainerCreate(ctx, s.config, s.host, networking(topo, s.role, s.node), nil, s.name); err != nil {
 			p.Progress.End(false, "")
 			return fmt.Errorf("creating container %s: %w", s.name, err)
 		}
@@ -248,8 +248,8 @@ func (p *Provisioner) startAndWait(ctx context.Context, topo topology.Cluster, s
 		return errors.Join(errs...)
 	}
 
-	// The object store starts now and is waited for last: it is ready long
-	// before Patroni. A new cluster's bootstrap leader starts at once too.
+	// The object store starts with etcd: the primary archives WAL to it from
+	// its first minute. A new cluster's bootstrap leader starts at once too.
 	leader := specByNode(pgSpecs, topo.BootstrapLeader)
 	first := append(append([]spec{}, etcdSpecs...), storeSpecs...)
 	if fresh {
@@ -283,89 +283,7 @@ func (p *Provisioner) startAndWait(ctx context.Context, topo topology.Cluster, s
 	guardStarted := make(chan error, 1)
 	go func() { guardStarted <- startAll(guardSpecs) }()
 
-	initialized, err := keyExists(ctx, etcd, topo.KeyPrefix()+"initialize")
-	if err != nil {
-		return err
-	}
-	if !initialized {
-		node, _ := topo.PatroniNode(topo.BootstrapLeader)
-		err = step(fmt.Sprintf("Bootstrapping %s as the primary", leader.name), func() (string, error) {
-			if err := p.startContainer(ctx, leader); err != nil {
-				return "", err
-			}
-			err := p.waitFor(ctx, deadline, leader.name+" to bootstrap", []string{leader.name}, func(ctx context.Context) (bool, string) {
-				st, err := verify.GetPatroni(ctx, node.RESTPort)
-				if err != nil {
-					return false, "Patroni REST API not answering yet"
-				}
-				return st.Leading(), fmt.Sprintf("%s: %s %s", leader.name, st.Role, st.State)
-			})
-			return fmt.Sprintf("%s is the primary", leader.name), err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	err = step(fmt.Sprintf("Starting Patroni (%s)", strings.Join(names(pgSpecs), ", ")), func() (string, error) {
-		if err := startAll(pgSpecs); err != nil {
-			return "", err
-		}
-		primary, primaryPort, waiting, nudged := "", 0, false, time.Time{}
-		err := p.waitFor(ctx, deadline, "one primary and every replica streaming", names(pgSpecs), func(ctx context.Context) (bool, string) {
-			leaders, streaming, status := 0, 0, []string{}
-			waiting = false
-			for _, n := range topo.Patroni {
-				st, err := verify.GetPatroni(ctx, n.RESTPort)
-				switch {
-				case err != nil:
-					status = append(status, n.Name+" not answering")
-				case st.Leading():
-					leaders++
-					primary, primaryPort = topo.ContainerName(n.Name), n.RESTPort
-					status = append(status, n.Name+" primary")
-				case st.Streaming():
-					streaming++
-					status = append(status, n.Name+" streaming")
-				default:
-					// A running replica that does not stream yet waits for its slot.
-					waiting = waiting || (st.Role == verify.RoleReplica && st.State == "running")
-					status = append(status, fmt.Sprintf("%s %s %s", n.Name, st.Role, st.State))
-				}
-			}
-			if waiting && leaders == 1 && time.Since(nudged) > 3*time.Second {
-				// The leader makes replicas' slots on its next HA loop, up to
-				// loop_wait away; wake it now.
-				nudged = time.Now()
-				_ = verify.PatchConfig(ctx, primaryPort, verify.RESTAuth{User: topology.RESTUser, Password: sec.RESTPassword},
-					map[string]any{"loop_wait": topo.LoopWait()})
-			}
-			return leaders == 1 && streaming == len(topo.Patroni)-1, strings.Join(status, ", ")
-		})
-		return fmt.Sprintf("Patroni ready: %s primary, %d replicas streaming", primary, len(pgSpecs)-1), err
-	})
-	if err != nil {
-		return err
-	}
-	if len(guardSpecs) > 0 {
-		err = step("Waiting for the guard", func() (string, error) {
-			if err := <-guardStarted; err != nil {
-				return "", err
-			}
-			err := p.waitFor(ctx, deadline, "the guard to watch the engine's events", names(guardSpecs), func(ctx context.Context) (bool, string) {
-				g, err := GuardStatus(ctx, p.Docker, topo)
-				if err != nil {
-					return false, err.Error()
-				}
-				return g.Watching, "guard: " + g.Health()
-			})
-			return fmt.Sprintf("Guard %s watching the engine's events", guardSpecs[0].name), err
-		})
-		if err != nil {
-			return err
-		}
-	}
-
-	return step("Waiting for the object store", func() (string, error) {
+	err = step("Waiting for the object store", func() (string, error) {
 		ca, err := store.CertPool()
 		if err != nil {
 			return "", err
@@ -390,6 +308,108 @@ func (p *Provisioner) startAndWait(ctx context.Context, topo topology.Cluster, s
 			verb = "created"
 		}
 		return fmt.Sprintf("Object store ready over TLS: bucket %s %s", topo.ObjectStore.Bucket, verb), err
+	})
+	if err != nil {
+		return err
+	}
+
+	initialized, err := keyExists(ctx, etcd, topo.KeyPrefix()+"initialize")
+	if err != nil {
+		return err
+	}
+	if !initialized {
+		node, _ := topo.PatroniNode(topo.BootstrapLeader)
+		err = step(fmt.Sprintf("Bootstrapping %s as the primary", leader.name), func() (string, error) {
+			if err := p.startContainer(ctx, leader); err != nil {
+				return "", err
+			}
+			err := p.waitFor(ctx, deadline, leader.name+" to bootstrap", []string{leader.name}, func(ctx context.Context) (bool, string) {
+				st, err := verify.GetPatroni(ctx, node.RESTPort)
+				if err != nil {
+					return false, "Patroni REST API not answering yet"
+				}
+				return st.Leading(), fmt.Sprintf("%s: %s %s", leader.name, st.Role, st.State)
+			})
+			return fmt.Sprintf("%s is the primary", leader.name), err
+		})
+		if err != nil {
+			return err
+		}
+		// Before any replica exists: their base backups switch WAL segments,
+		// and archiving needs the stanza.
+		err = step("Creating the pgBackRest stanza", func() (string, error) {
+			return p.ensureStanza(ctx, topo, topo.BootstrapLeader)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	primary := ""
+	err = step(fmt.Sprintf("Starting Patroni (%s)", strings.Join(names(pgSpecs), ", ")), func() (string, error) {
+		if err := startAll(pgSpecs); err != nil {
+			return "", err
+		}
+		primaryName, primaryPort, waiting, nudged := "", 0, false, time.Time{}
+		err := p.waitFor(ctx, deadline, "one primary and every replica streaming", names(pgSpecs), func(ctx context.Context) (bool, string) {
+			leaders, streaming, status := 0, 0, []string{}
+			waiting = false
+			for _, n := range topo.Patroni {
+				st, err := verify.GetPatroni(ctx, n.RESTPort)
+				switch {
+				case err != nil:
+					status = append(status, n.Name+" not answering")
+				case st.Leading():
+					leaders++
+					primary, primaryName, primaryPort = n.Name, topo.ContainerName(n.Name), n.RESTPort
+					status = append(status, n.Name+" primary")
+				case st.Streaming():
+					streaming++
+					status = append(status, n.Name+" streaming")
+				default:
+					// A running replica that does not stream yet waits for its slot.
+					waiting = waiting || (st.Role == verify.RoleReplica && st.State == "running")
+					status = append(status, fmt.Sprintf("%s %s %s", n.Name, st.Role, st.State))
+				}
+			}
+			if waiting && leaders == 1 && time.Since(nudged) > 3*time.Second {
+				// The leader makes replicas' slots on its next HA loop, up to
+				// loop_wait away; wake it now.
+				nudged = time.Now()
+				_ = verify.PatchConfig(ctx, primaryPort, verify.RESTAuth{User: topology.RESTUser, Password: sec.RESTPassword},
+					map[string]any{"loop_wait": topo.LoopWait()})
+			}
+			return leaders == 1 && streaming == len(topo.Patroni)-1, strings.Join(status, ", ")
+		})
+		return fmt.Sprintf("Patroni ready: %s primary, %d replicas streaming", primaryName, len(pgSpecs)-1), err
+	})
+	if err != nil {
+		return err
+	}
+
+	if len(guardSpecs) > 0 {
+		err = step("Waiting for the guard", func() (string, error) {
+			if err := <-guardStarted; err != nil {
+				return "", err
+			}
+			err := p.waitFor(ctx, deadline, "the guard to watch the engine's events", names(guardSpecs), func(ctx context.Context) (bool, string) {
+				g, err := GuardStatus(ctx, p.Docker, topo)
+				if err != nil {
+					return false, err.Error()
+				}
+				return g.Watching, "guard: " + g.Health()
+			})
+			return fmt.Sprintf("Guard %s watching the engine's events", guardSpecs[0].name), err
+		})
+		if err != nil {
+			return err
+		}
+	}
+
+	if !initialized {
+		return nil // the stanza was made right after the bootstrap
+	}
+	return step("Creating the pgBackRest stanza", func() (string, error) {
+		return p.ensureStanza(ctx, topo, primary)
 	})
 }
 

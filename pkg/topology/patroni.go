@@ -93,6 +93,9 @@ func (c Cluster) PatroniConfig(n PGNode) string {
 						"wal_keep_size":         "128MB",
 						// A replica retries streaming this often while its slot is missing.
 						"wal_retrieve_retry_interval": "1s",
+						// Every segment goes to the object store from the first minute.
+						"archive_mode":    "on",
+						"archive_command": archiveCommand,
 					},
 				},
 			},
@@ -106,7 +109,14 @@ func (c Cluster) PatroniConfig(n PGNode) string {
 			"pgpass":          "/tmp/pgpass",
 			"parameters":      map[string]any{"unix_socket_directories": "/var/run/postgresql"},
 			// A fast checkpoint lets a new replica's base backup start at once.
-			"basebackup": []any{map[string]any{"checkpoint": "fast"}},
+			"basebackup":             []any{map[string]any{"checkpoint": "fast"}},
+			"create_replica_methods": []string{"pgbackrest", "basebackup"},
+			"pgbackrest":             map[string]any{"command": replicaRestoreCommand, "keep_data": true, "no_params": true},
+			"recovery_conf":          map[string]any{"restore_command": restoreCommand},
+			// A node whose rewind fails, or whose timeline cannot be
+			// rewound, is cloned again instead of staying down: a lab heals.
+			"remove_data_directory_on_rewind_failure":     true,
+			"remove_data_directory_on_diverged_timelines": true,
 			"authentication": map[string]any{
 				"superuser":   map[string]any{"username": SuperUser},
 				"replication": map[string]any{"username": ReplicationUser},
@@ -117,6 +127,21 @@ func (c Cluster) PatroniConfig(n PGNode) string {
 				"host all all all scram-sha-256",
 			},
 		},
+	}
+	if r := c.Restore; r != nil {
+		pg := cfg["postgresql"].(map[string]any)
+		if n.Name == c.BootstrapLeader {
+			// pgBackRest writes the recovery settings (target, promotion);
+			// Patroni starts PostgreSQL on them and waits for the promotion.
+			boot := cfg["bootstrap"].(map[string]any)
+			boot["method"] = "pgbackrest"
+			boot["pgbackrest"] = map[string]any{"command": r.RestoreCommand(), "keep_existing_recovery_conf": true, "no_params": true}
+		} else {
+			// Replicas clone the restored primary. Restored by pgBackRest,
+			// a replica could take a backup or WAL of the abandoned
+			// timeline, past the point the primary was restored to.
+			pg["create_replica_methods"] = []string{"basebackup"}
+		}
 	}
 	out, err := yaml.Marshal(cfg)
 	if err != nil { // maps of strings, ints and bools always marshal

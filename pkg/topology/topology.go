@@ -66,6 +66,9 @@ type Cluster struct {
 	// Decoders start from a Cluster with Guard true, so a file or label
 	// without the field keeps it on.
 	Guard bool `yaml:"guard" json:"guard"`
+	// Restore, set by pgha restore only, bootstraps the cluster from a
+	// backup instead of initdb. Never read from or written to a file.
+	Restore *RestoreTarget `yaml:"-" json:"-"`
 }
 
 // EtcdNode is one etcd member.

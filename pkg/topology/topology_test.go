@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -201,6 +202,12 @@ func TestPatroniConfig(t *testing.T) {
 		{[]string{"bootstrap", "dcs", "postgresql", "parameters", "password_encryption"}, "scram-sha-256"},
 		{[]string{"postgresql", "authentication", "superuser", "username"}, "postgres"},
 		{[]string{"postgresql", "authentication", "replication", "username"}, "replicator"},
+		{[]string{"bootstrap", "dcs", "postgresql", "parameters", "archive_mode"}, "on"},
+		{[]string{"bootstrap", "dcs", "postgresql", "parameters", "archive_command"}, "pgbackrest archive-push %p"},
+		{[]string{"postgresql", "recovery_conf", "restore_command"}, `pgbackrest archive-get %f "%p"`},
+		{[]string{"postgresql", "create_replica_methods"}, []any{"pgbackrest", "basebackup"}},
+		{[]string{"postgresql", "pgbackrest", "command"}, "pgbackrest --delta --type=standby restore"},
+		{[]string{"bootstrap", "method"}, nil},
 	}
 	for _, ck := range checks {
 		if got := get(ck.path...); !reflect.DeepEqual(got, ck.want) {
@@ -289,5 +296,58 @@ func TestGuardSwitch(t *testing.T) {
 	}
 	if c.ContainerName(GuardNode) != "guard" {
 		t.Errorf("seed guard container %s", c.ContainerName(GuardNode))
+	}
+}
+
+// A restore bootstraps the bootstrap leader with pgBackRest at the target,
+// and has the other nodes clone it.
+func TestPatroniConfigRestore(t *testing.T) {
+	c := Seed()
+	at := time.Date(2026, 11, 25, 14, 3, 0, 500000000, time.UTC)
+	for _, tc := range []struct {
+		target RestoreTarget
+		want   string
+	}{
+		{RestoreTarget{Time: at}, "pgbackrest --delta restore --target-action=promote --type=time '--target=2026-11-25 14:03:00.5+00'"},
+		{RestoreTarget{LSN: "0/5002118"}, "pgbackrest --delta restore --target-action=promote --type=lsn --target=0/5002118"},
+		{RestoreTarget{}, "pgbackrest --delta restore"},
+	} {
+		c.Restore = &tc.target
+		var leader, replica map[string]any
+		l, _ := c.PatroniNode(c.BootstrapLeader)
+		r, _ := c.PatroniNode("patroni1")
+		if err := yaml.Unmarshal([]byte(c.PatroniConfig(l)), &leader); err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal([]byte(c.PatroniConfig(r)), &replica); err != nil {
+			t.Fatal(err)
+		}
+		boot := leader["bootstrap"].(map[string]any)
+		method := boot["pgbackrest"].(map[string]any)
+		if boot["method"] != "pgbackrest" || method["command"] != tc.want || method["keep_existing_recovery_conf"] != true {
+			t.Errorf("%s: bootstrap = %v, want method pgbackrest running %q", tc.target, boot, tc.want)
+		}
+		if _, ok := replica["bootstrap"].(map[string]any)["method"]; ok {
+			t.Errorf("a replica got a bootstrap method: %v", replica["bootstrap"])
+		}
+		if m := replica["postgresql"].(map[string]any)["create_replica_methods"]; !reflect.DeepEqual(m, []any{"basebackup"}) {
+			t.Errorf("restored replicas clone with %v, want basebackup", m)
+		}
+	}
+}
+
+func TestPgBackRestEnv(t *testing.T) {
+	c := Seed()
+	env := strings.Join(c.PgBackRestEnv(), "\n")
+	for _, want := range []string{
+		"PGBACKREST_STANZA=pg-cluster", "PGBACKREST_REPO1_S3_ENDPOINT=objectstore", "PGBACKREST_REPO1_S3_BUCKET=pgbackrest",
+		"PGBACKREST_REPO1_S3_URI_STYLE=path", "PGBACKREST_REPO1_STORAGE_CA_FILE=/etc/pgha/ca.crt", "PGBACKREST_PG1_PATH=/var/lib/postgresql/pgha/data",
+	} {
+		if !strings.Contains(env, want) {
+			t.Errorf("pgBackRest environment lacks %s:\n%s", want, env)
+		}
+	}
+	if strings.Contains(env, "KEY") {
+		t.Errorf("the topology's pgBackRest environment carries a key:\n%s", env)
 	}
 }

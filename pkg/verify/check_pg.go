@@ -155,6 +155,46 @@ func checkPatroniAndPostgres(ctx context.Context, t Target, out *rows) {
 	timed(out, "postgres", "marker row replicated", func() (string, error) {
 		return checkMarker(ctx, primary.conn, replicas)
 	})
+	timed(out, "postgres", "WAL archived to the object store", func() (string, error) {
+		return ArchiveCurrentWAL(ctx, primary.conn, primary.node.Name)
+	})
+}
+
+// ArchiveCurrentWAL closes the primary's current WAL segment and waits until
+// archive_command (pgBackRest) has stored it in the object store.
+func ArchiveCurrentWAL(ctx context.Context, conn *pgx.Conn, node string) (string, error) {
+	start := time.Now()
+	var seg string
+	if err := conn.QueryRow(ctx, `SELECT pg_walfile_name(pg_switch_wal())`).Scan(&seg); err != nil {
+		return "", fmt.Errorf("switching WAL on %s: %v", node, pgErr(err))
+	}
+	for {
+		var archived, failed *string
+		var failures int64
+		if err := conn.QueryRow(ctx, `SELECT last_archived_wal, last_failed_wal, failed_count FROM pg_stat_archiver`).Scan(&archived, &failed, &failures); err != nil {
+			return "", fmt.Errorf("reading pg_stat_archiver on %s: %v", node, pgErr(err))
+		}
+		// Segment names sort in WAL order (timeline first).
+		if archived != nil && *archived >= seg {
+			return fmt.Sprintf("segment %s archived in %s", seg, time.Since(start).Round(time.Millisecond)), nil
+		}
+		if failed != nil && *failed >= seg {
+			return "", fmt.Errorf("archive_command (pgbackrest archive-push) failed for %s on %s; its error is in the container's log", *failed, node)
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("segment %s not archived within %s (last archived: %s; %d failures, the last on %s)",
+				seg, time.Since(start).Round(time.Second), deref(archived), failures, deref(failed))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "none"
+	}
+	return *s
 }
 
 // checkReplicationView reads pg_stat_replication on the primary: every replica

@@ -93,11 +93,11 @@ type GuardReport struct {
 func RunFailover(ctx context.Context, t Target, opts FailoverOptions) (FailoverReport, Report, error) {
 	rep := FailoverReport{Fault: opts.Fault, Profile: t.Topo.Profile, SynchronousMode: t.Topo.SynchronousMode, Failures: []string{}}
 	inj := t.Injector
-	before := runWithin(ctx, t, 15*time.Second)
+	before := RunUntil(ctx, t, 15*time.Second)
 	if !before.OK {
 		return rep, before, errors.New("the cluster does not verify healthy; fix it before a failover test")
 	}
-	oldPrimary, oldTL := primaryOf(ctx, t.Topo)
+	oldPrimary, oldTL := Primary(ctx, t.Topo)
 	rep.OldPrimary, rep.OldTimeline = oldPrimary, oldTL
 	rep.Target = opts.Target
 	if rep.Target == "primary" || rep.Target == "" {
@@ -274,7 +274,7 @@ func RunFailover(ctx context.Context, t Target, opts FailoverOptions) (FailoverR
 		fail("%d acknowledged writes lost in strict synchronous mode", rep.LostAcked)
 	}
 
-	after := runWithin(ctx, t, 60*time.Second)
+	after := RunUntil(ctx, t, 60*time.Second)
 	rep.VerifiedAfter = after.OK
 	if !after.OK {
 		fail("the cluster does not verify healthy afterwards")
@@ -283,9 +283,9 @@ func RunFailover(ctx context.Context, t Target, opts FailoverOptions) (FailoverR
 	return rep, after, nil
 }
 
-// runWithin verifies the cluster, retrying until it passes or d has passed:
+// RunUntil verifies the cluster, retrying until it passes or d has passed:
 // right after a failover, replicas take a few loops to stream again.
-func runWithin(ctx context.Context, t Target, d time.Duration) Report {
+func RunUntil(ctx context.Context, t Target, d time.Duration) Report {
 	deadline := time.Now().Add(d)
 	for {
 		vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -328,8 +328,8 @@ func leaderKeyValue(ctx context.Context, etcd *clientv3.Client, key string) (str
 	return string(resp.Kvs[0].Value), nil
 }
 
-// primaryOf asks every node and returns the running primary and its timeline.
-func primaryOf(ctx context.Context, topo topology.Cluster) (string, int) {
+// Primary asks every node and returns the running primary and its timeline.
+func Primary(ctx context.Context, topo topology.Cluster) (string, int) {
 	for _, n := range topo.Patroni {
 		if st, err := GetPatroni(ctx, n.RESTPort); err == nil && st.Leading() {
 			return n.Name, st.Timeline

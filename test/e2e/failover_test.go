@@ -21,6 +21,7 @@ func (c *cluster) failover(t *testing.T, args ...string) verify.FailoverReport {
 		t.Fatalf("%s -o json: %v\n%s", args[0], err, r)
 	}
 	if r.code != 0 || !rep.OK {
+		c.dumpLogs(t)
 		t.Fatalf("%v failed: %v\n%s", args, rep.Failures, r)
 	}
 	t.Logf("%s on %s: new leader %.2fs, writes unavailable %.2fs, rejoin %.2fs, acked %d, lost %d, %s -> %s (timeline %d -> %d)",

@@ -22,6 +22,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/secrets"
 	"github.com/pgha/pgha/pkg/topology"
@@ -176,6 +177,9 @@ func (c *cluster) up(t *testing.T) result {
 // destroy removes the cluster with pgha, then removes by label anything pgha
 // left, so that a failed test leaves nothing behind.
 func (c *cluster) destroy(t *testing.T) {
+	if t.Failed() {
+		c.dumpLogs(t)
+	}
 	if r := pgha(t, nil, "down", "-v", "--name", c.name); r.code != 0 {
 		t.Errorf("cleanup: pgha down -v: %s", r)
 	}
@@ -193,6 +197,28 @@ func (c *cluster) destroy(t *testing.T) {
 	for _, v := range vs.Volumes {
 		_ = docker.VolumeRemove(ctx, v.Name, true)
 	}
+}
+
+// dumpLogs prints the last lines of every Patroni container's log, so that a
+// failure in CI can be diagnosed from its output.
+func (c *cluster) dumpLogs(t *testing.T) {
+	t.Helper()
+	for _, n := range c.topo.Patroni {
+		t.Logf("last log lines of %s:\n%s", n.Name, containerLogs(t, c.name+"-"+n.Name, "60"))
+	}
+}
+
+// containerLogs returns the last lines of a container's log ("all" for all).
+func containerLogs(t *testing.T, name, tail string) string {
+	t.Helper()
+	rc, err := docker.ContainerLogs(context.Background(), name, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: tail})
+	if err != nil {
+		return fmt.Sprintf("(no logs of %s: %v)", name, err)
+	}
+	defer rc.Close()
+	var out bytes.Buffer
+	_, _ = stdcopy.StdCopy(&out, &out, rc)
+	return out.String()
 }
 
 // resources counts what carries the cluster's label on the engine.

@@ -1,0 +1,139 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/pgha/pgha/pkg/backup"
+	"github.com/pgha/pgha/pkg/topology"
+	"github.com/pgha/pgha/pkg/verify"
+)
+
+// pgBackRest runs inside the Patroni containers, where its configuration is
+// (the PGBACKREST_* environment) and where PostgreSQL's data is.
+
+// ensureStanza creates the cluster's pgBackRest stanza from the primary; on
+// a stanza that exists and matches the database it changes nothing.
+func (p *Provisioner) ensureStanza(ctx context.Context, topo topology.Cluster, primary string) (string, error) {
+	res, err := Exec(ctx, p.Docker, topo.ContainerName(primary), nil, "pgbackrest", "stanza-create")
+	if err == nil {
+		err = res.Err("pgbackrest stanza-create in " + topo.ContainerName(primary))
+	}
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("pgBackRest stanza %s ready in bucket %s (WAL archiving on)", topo.Stanza(), topo.ObjectStore.Bucket), nil
+}
+
+// BackupOptions says what backup to take.
+type BackupOptions struct {
+	Type string // full, diff or incr
+}
+
+// ErrNoPrimary: the cluster has no running primary to back up or switch WAL on.
+var ErrNoPrimary = errors.New("no node is the running primary")
+
+// Backup takes a backup on the current primary, showing pgBackRest's progress,
+// and returns it as the repository lists it.
+func (p *Provisioner) Backup(ctx context.Context, topo topology.Cluster, opts BackupOptions) (backup.Backup, error) {
+	var b backup.Backup
+	if err := backup.ValidType(opts.Type); err != nil {
+		return b, err
+	}
+	primary, err := p.backupPrimary(ctx, topo)
+	if err != nil {
+		return b, err
+	}
+	name := topo.ContainerName(primary)
+	p.Progress.Start(fmt.Sprintf("Taking a %s backup of %s on %s", opts.Type, topo.Name, primary))
+	start := time.Now()
+	res, err := Exec(ctx, p.Docker, name, backupProgress(p.Progress),
+		"pgbackrest", "backup", "--type="+opts.Type, "--log-level-console=detail")
+	if err == nil {
+		err = res.Err("pgbackrest backup")
+	}
+	if err != nil {
+		p.Progress.End(false, "")
+		return b, fmt.Errorf("the backup failed; the repository keeps its earlier backups: %w", err)
+	}
+	repo, err := p.Repo(ctx, topo)
+	if err != nil || len(repo.Backups) == 0 {
+		p.Progress.End(false, "")
+		return b, fmt.Errorf("the backup finished but the repository does not list it: %v", err)
+	}
+	b = repo.Backups[len(repo.Backups)-1]
+	p.Progress.End(true, fmt.Sprintf("Backup %s (%s) taken in %s", b.Label, b.Type, since(start)))
+	return b, nil
+}
+
+// backupPrimary is the running primary, after checking that the object store
+// is there to take the backup: pgBackRest would otherwise retry for a minute.
+func (p *Provisioner) backupPrimary(ctx context.Context, topo topology.Cluster) (string, error) {
+	if err := p.storeRunning(ctx, topo); err != nil {
+		return "", err
+	}
+	primary, _ := verify.Primary(ctx, topo)
+	if primary == "" {
+		return "", fmt.Errorf("cluster %s: %w; check it with `pgha verify --name %s`", topo.Name, ErrNoPrimary, topo.Name)
+	}
+	return primary, nil
+}
+
+// storeRunning refuses to go on when the object store container is not running.
+func (p *Provisioner) storeRunning(ctx context.Context, topo topology.Cluster) error {
+	kind, err := p.storeKindOf(ctx, topo)
+	if err != nil {
+		return err
+	}
+	if kind == "" {
+		return fmt.Errorf("cluster %s has no object store container; run `pgha up --name %s`", topo.Name, topo.Name)
+	}
+	c, err := p.inspect(ctx, topo.Name, topo.ContainerName(kind))
+	if err != nil {
+		return err
+	}
+	if !c.Running() {
+		return fmt.Errorf("the object store %s is %s, so the backup repository cannot be reached; start it with `pgha up --name %s`",
+			topo.ContainerName(kind), c.Describe(), topo.Name)
+	}
+	return nil
+}
+
+// percent finds pgBackRest's progress in its detail lines, e.g.
+// "backup file /var/lib/.../base/5/1249 (440KB, 12.34%) checksum ...".
+var percent = regexp.MustCompile(`\(([^,()]+), ([0-9.]+)%\)`)
+
+func backupProgress(pr Progress) func(string) {
+	return func(line string) {
+		if m := percent.FindStringSubmatch(line); m != nil {
+			pr.Detail(fmt.Sprintf("%s%% copied", m[2]))
+		} else if i := strings.Index(line, "INFO: "); i >= 0 {
+			pr.Detail(line[i+len("INFO: "):])
+		}
+	}
+}
+
+// Repo reads the repository's view of the cluster's stanza, from any running
+// Patroni node.
+func (p *Provisioner) Repo(ctx context.Context, topo topology.Cluster) (backup.Repo, error) {
+	if err := p.storeRunning(ctx, topo); err != nil {
+		return backup.Repo{}, err
+	}
+	var lastErr error
+	for _, n := range topo.Patroni {
+		res, err := Exec(ctx, p.Docker, topo.ContainerName(n.Name), nil, "pgbackrest", "info", "--output=json")
+		if err == nil {
+			err = res.Err("pgbackrest info")
+		}
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		return backup.Parse([]byte(res.Stdout), topo.Stanza())
+	}
+	return backup.Repo{}, fmt.Errorf("reading the backup repository: %w", lastErr)
+}
