@@ -3,6 +3,7 @@
 //
 //	go run ./bench -rounds 3            # warm up, down, verify, no-op image build
 //	go run ./bench -rounds 3 -cold      # also a cold image build (removes pgha's images first)
+//	go run ./bench -rounds 3 -failover -faults kill,kill-noguard -profiles fast
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/topology"
 )
@@ -41,13 +43,14 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds per figure")
 	cold := flag.Bool("cold", false, "also measure a cold image build: removes every image pgha built first")
 	failover := flag.Bool("failover", false, "measure failover-test per fault mode and timing profile instead (strict synchronous mode)")
-	faults := flag.String("faults", "stop,kill,pause,partition", "with -failover: the faults to measure")
+	faults := flag.String("faults", "stop,kill,kill-noguard,pause,partition", "with -failover: the faults to measure (kill-noguard: kill with the guard stopped for the round)")
+	profiles := flag.String("profiles", "fast,seed", "with -failover: the timing profiles")
 	bin := flag.String("pgha", "bin/pgha", "the pgha binary")
 	out := flag.String("json", "bench/results/latest.json", "where to write the figures as JSON")
 	flag.Parse()
 	var err error
 	if *failover {
-		err = runFailover(*rounds, *bin, *out, strings.Split(*faults, ","))
+		err = runFailover(*rounds, *bin, *out, strings.Split(*faults, ","), strings.Split(*profiles, ","))
 	} else {
 		err = run(*rounds, *cold, *bin, *out)
 	}
@@ -148,22 +151,42 @@ func run(rounds int, cold bool, bin, out string) error {
 }
 
 // runFailover measures every fault mode on the primary, per timing profile,
-// in strict synchronous mode: median of rounds.
-func runFailover(rounds int, bin, out string, faults []string) error {
+// in strict synchronous mode: median of rounds. A fault "X-noguard" is X with
+// the cluster's guard stopped for the round, so that the same cluster shows
+// the fault with and without the guard.
+func runFailover(rounds int, bin, out string, faults, profiles []string) error {
 	type row struct {
 		Profile, Fault                       string
 		NewLeader, Unavailable, Rejoin, Lost *figure
+		// GuardDecision: the guard's deletion of the leader key after the
+		// engine's die event (seconds; only in rounds where it deleted).
+		GuardDecision *figure `json:",omitempty"`
+	}
+	ctx := context.Background()
+	docker, err := provision.Connect(ctx)
+	if err != nil {
+		return err
 	}
 	var rowsOut []row
-	for _, profile := range []string{"fast", "seed"} {
+	for _, profile := range profiles {
 		name := fmt.Sprintf("bench-fo-%s-%d", profile, os.Getpid())
 		if _, err := timeCmd(bin, "up", "--name", name, "--port-offset", "4100", "--profile", profile, "--sync", "strict"); err != nil {
 			return err
 		}
 		for _, fault := range faults {
 			r := row{Profile: profile, Fault: fault, NewLeader: &figure{Name: "new leader"}, Unavailable: &figure{Name: "write unavailability"}, Rejoin: &figure{Name: "rejoin"}, Lost: &figure{Name: "lost acked writes"}}
+			pghaFault, noGuard := strings.CutSuffix(fault, "-noguard")
 			for i := 0; i < rounds; i++ {
-				cmd := exec.Command(bin, "failover-test", "--name", name, "--fault", fault, "-o", "json", "--timeout", "120s")
+				if noGuard {
+					topo, err := provision.FindCluster(ctx, docker, name)
+					if err != nil {
+						return err
+					}
+					if err := docker.ContainerStop(ctx, topo.ContainerName(topology.GuardNode), container.StopOptions{}); err != nil {
+						return fmt.Errorf("stopping the guard: %w", err)
+					}
+				}
+				cmd := exec.Command(bin, "failover-test", "--name", name, "--fault", pghaFault, "-o", "json", "--timeout", "120s")
 				cmd.Env = append(os.Environ(), "NO_COLOR=1")
 				data, err := cmd.Output()
 				var rep struct {
@@ -171,19 +194,44 @@ func runFailover(rounds int, bin, out string, faults []string) error {
 					Unavailable float64 `json:"writeUnavailableSeconds"`
 					Rejoin      float64 `json:"rejoinSeconds"`
 					Lost        int     `json:"lostAckedWrites"`
+					Guard       struct {
+						Active   bool `json:"active"`
+						Decision *struct {
+							Outcome    string  `json:"outcome"`
+							DecisionMs float64 `json:"decisionMs"`
+						} `json:"decision"`
+					} `json:"guard"`
 				}
 				if jerr := json.Unmarshal(data, &rep); jerr != nil || err != nil {
 					timeCmd(bin, "down", "-v", "--name", name)
 					return fmt.Errorf("failover-test %s (%s): %v %v\n%s", fault, profile, err, jerr, data)
 				}
+				if rep.Guard.Active == noGuard {
+					timeCmd(bin, "down", "-v", "--name", name)
+					return fmt.Errorf("failover-test %s (%s): guard active %v", fault, profile, rep.Guard.Active)
+				}
+				if noGuard { // up starts the guard again and waits until it watches
+					if _, err := timeCmd(bin, "up", "--name", name); err != nil {
+						return err
+					}
+				}
 				r.NewLeader.Seconds = append(r.NewLeader.Seconds, rep.NewLeader)
 				r.Unavailable.Seconds = append(r.Unavailable.Seconds, rep.Unavailable)
 				r.Rejoin.Seconds = append(r.Rejoin.Seconds, rep.Rejoin)
 				r.Lost.Seconds = append(r.Lost.Seconds, float64(rep.Lost))
+				if d := rep.Guard.Decision; d != nil && d.DecisionMs > 0 {
+					if r.GuardDecision == nil {
+						r.GuardDecision = &figure{Name: "guard decision after the die event"}
+					}
+					r.GuardDecision.Seconds = append(r.GuardDecision.Seconds, d.DecisionMs/1000)
+				}
 				fmt.Fprintf(os.Stderr, "%s %s %d: leader %.2fs gap %.2fs rejoin %.2fs lost %d\n", profile, fault, i+1, rep.NewLeader, rep.Unavailable, rep.Rejoin, rep.Lost)
 			}
 			for _, f := range []*figure{r.NewLeader, r.Unavailable, r.Rejoin, r.Lost} {
 				f.summarize()
+			}
+			if r.GuardDecision != nil {
+				r.GuardDecision.summarize()
 			}
 			rowsOut = append(rowsOut, r)
 		}
@@ -191,9 +239,13 @@ func runFailover(rounds int, bin, out string, faults []string) error {
 			return err
 		}
 	}
-	fmt.Printf("%-8s %-10s %22s %22s %22s %10s\n", "profile", "fault", "new leader s (median)", "write gap s (median)", "rejoin s (median)", "lost (max)")
+	fmt.Printf("%-8s %-12s %22s %22s %22s %10s %20s\n", "profile", "fault", "new leader s (median)", "write gap s (median)", "rejoin s (median)", "lost (max)", "guard ms (median)")
 	for _, r := range rowsOut {
-		fmt.Printf("%-8s %-10s %22.2f %22.2f %22.2f %10.0f\n", r.Profile, r.Fault, r.NewLeader.Median, r.Unavailable.Median, r.Rejoin.Median, r.Lost.Max)
+		guardMs := "-"
+		if r.GuardDecision != nil {
+			guardMs = fmt.Sprintf("%.0f", r.GuardDecision.Median*1000)
+		}
+		fmt.Printf("%-8s %-12s %22.2f %22.2f %22.2f %10.0f %20s\n", r.Profile, r.Fault, r.NewLeader.Median, r.Unavailable.Median, r.Rejoin.Median, r.Lost.Max, guardMs)
 	}
 	if err := os.MkdirAll("bench/results", 0o755); err != nil {
 		return err

@@ -4,7 +4,7 @@ package images
 
 import "embed"
 
-// Contexts holds one directory per image: etcd/, patroni/, objectstore/.
+// Contexts holds one directory per image: etcd/, patroni/, objectstore/, guard/.
 //
-//go:embed etcd patroni objectstore
+//go:embed etcd patroni objectstore guard
 var Contexts embed.FS

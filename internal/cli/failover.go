@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"time"
 
+	"github.com/docker/docker/client"
+	"github.com/pgha/pgha/pkg/guard"
 	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/pgha/pgha/pkg/verify"
@@ -108,10 +111,21 @@ func (a *app) runScenario(cmd *cobra.Command, f *failoverFlags, opts verify.Fail
 		Topo: topo, Creds: creds, MaxLag: 16 << 20, StoreKind: kind,
 		Injector: provision.Faults{Docker: docker, Topo: topo},
 	}
+	guardBefore, err := guardReport(ctx, docker, topo)
+	if err != nil {
+		return err
+	}
 	st := a.newStatus()
 	defer st.Close()
-	st.Start(fmt.Sprintf("%s on %s of cluster %s (profile %s, synchronous mode %s)", opts.Fault, opts.Target, f.name, topo.Profile, topo.SynchronousMode))
+	st.Start(fmt.Sprintf("%s on %s of cluster %s (profile %s, synchronous mode %s, guard %s)", opts.Fault, opts.Target, f.name, topo.Profile, topo.SynchronousMode, guardBefore.State))
+	began := time.Now()
 	rep, last, err := verify.RunFailover(ctx, target, opts)
+	rep.Guard = guardBefore
+	if topo.Guard {
+		if after, gerr := provision.GuardStatus(ctx, docker, topo); gerr == nil {
+			rep.Guard.Decision = guard.DecisionOn(after.Records, rep.Target, began)
+		}
+	}
 	if err != nil {
 		st.End(false, "")
 		if len(last.Failed()) > 0 {
@@ -150,9 +164,33 @@ func (a *app) printFailover(r verify.FailoverReport) {
 		{"ids never sent but present", fmt.Sprint(len(r.Audit.Phantom))},
 		{"verified healthy afterwards", fmt.Sprint(r.VerifiedAfter)},
 		{"profile / synchronous mode", r.Profile + " / " + r.SynchronousMode},
+		{"guard", r.Guard.State},
+	}
+	if d := r.Guard.Decision; d != nil {
+		took := ""
+		if d.DecisionMs > 0 {
+			took = fmt.Sprintf(" (%.0f ms after the engine's event, %.0f ms of it the engine's confirmation)", d.DecisionMs, d.ConfirmMs)
+		}
+		rows = append(rows, []string{"guard decision", d.Summary() + took + ": " + d.Reason})
 	}
 	if r.Fault == verify.FaultPartition && r.TargetWasLeader {
 		rows = append(rows, []string{"isolated old primary stopped taking writes after", sec(r.IsolatedStoppedWritesSec)})
 	}
 	a.printTable([]string{"MEASURE", "VALUE"}, rows)
+}
+
+// guardReport says whether the cluster's guard is on and watching now.
+func guardReport(ctx context.Context, docker *client.Client, topo topology.Cluster) (verify.GuardReport, error) {
+	if !topo.Guard {
+		return verify.GuardReport{State: "off"}, nil
+	}
+	g, err := provision.GuardStatus(ctx, docker, topo)
+	if err != nil {
+		return verify.GuardReport{}, err
+	}
+	r := verify.GuardReport{Enabled: true, Active: g.Watching, State: "active"}
+	if !g.Watching {
+		r.State = "inactive (" + g.State + ")"
+	}
+	return r, nil
 }

@@ -60,9 +60,12 @@ func (a *app) images(cmd *cobra.Command, output string, build bool) error {
 		return printJSON(a.stdout, set)
 	}
 	var rows [][]string
-	for _, im := range []provision.Image{set.Patroni, set.Etcd, set.ObjectStore} {
+	for _, im := range []provision.Image{set.Patroni, set.Etcd, set.ObjectStore, set.Guard} {
 		state := "present"
-		if im.Pending() {
+		switch {
+		case im.Unavailable != "":
+			state = "unavailable: " + im.Unavailable
+		case im.Pending():
 			state = "to build"
 		}
 		rows = append(rows, []string{im.Role, im.Ref, im.Source, state})

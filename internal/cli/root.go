@@ -116,6 +116,7 @@ automatic failover, and an S3 object store, all on one bridge network, then prov
 		a.newEnvCommand(),
 		a.newImagesCommand(),
 		a.newVersionCommand(),
+		a.newGuardCommand(),
 	)
 	return root
 }

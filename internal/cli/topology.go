@@ -21,6 +21,7 @@ type topologyFlags struct {
 	portOffset int
 	profile    string
 	sync       string
+	guard      bool
 }
 
 func (f *topologyFlags) register(cmd *cobra.Command) {
@@ -31,6 +32,7 @@ func (f *topologyFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.portOffset, "port-offset", 0, "add this to every host port, to run a cluster beside another")
 	cmd.Flags().StringVar(&f.profile, "profile", topology.DefaultProfile, "failover timing: fast (ttl 20, loop_wait 1, retry_timeout 5) or seed (Patroni's defaults 30/10/10)")
 	cmd.Flags().StringVar(&f.sync, "sync", topology.SyncOff, "synchronous replication: off, on or strict")
+	cmd.Flags().BoolVar(&f.guard, "guard", true, "run the fencing guard: fail over at once when the primary's container dies (--guard=false: Patroni's lease only)")
 }
 
 // resolve returns the topology to build. Without -f or count flags, an existing
@@ -51,7 +53,7 @@ func (f *topologyFlags) resolve(ctx context.Context, cmd *cobra.Command, docker 
 		if changed("name") {
 			want.Name = f.name
 		}
-	case !changed("etcd") && !changed("patroni") && !changed("port-offset") && !changed("profile") && !changed("sync"):
+	case !changed("etcd") && !changed("patroni") && !changed("port-offset") && !changed("profile") && !changed("sync") && !changed("guard"):
 		// Plain `up` on an existing cluster keeps the topology it was made with.
 		existing, err := provision.FindCluster(ctx, docker, f.name)
 		if err == nil {
@@ -72,6 +74,9 @@ func (f *topologyFlags) resolve(ctx context.Context, cmd *cobra.Command, docker 
 	}
 	if f.file == "" || changed("sync") {
 		want.SynchronousMode = f.sync
+	}
+	if f.file == "" || changed("guard") {
+		want.Guard = f.guard
 	}
 	w, err := want.Validate()
 	if err != nil {

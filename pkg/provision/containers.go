@@ -44,7 +44,7 @@ type spec struct {
 }
 
 // clusterSpecs builds the container specifications of a cluster, in start order:
-// etcd members, the object store, then Patroni nodes.
+// etcd members, the object store, Patroni nodes, then the guard when it is on.
 func clusterSpecs(topo topology.Cluster, imgs ImageSet, sec secrets.Secrets, store secrets.Store) []spec {
 	var specs []spec
 	base := func(role, node string, image string, volTarget string, ports map[int]int) spec {
@@ -126,6 +126,9 @@ func clusterSpecs(topo topology.Cluster, imgs ImageSet, sec secrets.Secrets, sto
 		s.config.StopTimeout = &stop
 		s.host.ShmSize = shmSize
 		specs = append(specs, s)
+	}
+	if topo.Guard {
+		specs = append(specs, guardSpec(topo, imgs.Guard))
 	}
 	return specs
 }

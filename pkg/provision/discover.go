@@ -93,7 +93,7 @@ func FindCluster(ctx context.Context, docker *client.Client, name string) (topol
 	if raw == "" {
 		return topology.Cluster{}, ErrNoCluster{Name: name}
 	}
-	var topo topology.Cluster
+	topo := topology.Cluster{Guard: true} // clusters labelled before the guard existed get one
 	if err := json.Unmarshal([]byte(raw), &topo); err != nil {
 		return topology.Cluster{}, fmt.Errorf("cluster %s: unreadable topology label: %w", name, err)
 	}

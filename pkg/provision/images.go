@@ -46,18 +46,23 @@ type Image struct {
 	Source string `json:"source"`
 	// Kind is the object store's kind (minio or versitygw); empty otherwise.
 	Kind string `json:"kind,omitempty"`
+	// Unavailable says why the image cannot be had (the guard's only).
+	Unavailable string `json:"unavailable,omitempty"`
 	// Build is set when the image must still be built.
 	build *buildSpec
 }
 
-// ImageSet holds the three images a cluster runs.
+// ImageSet holds the images a cluster runs.
 type ImageSet struct {
 	Etcd        Image `json:"etcd"`
 	Patroni     Image `json:"patroni"`
 	ObjectStore Image `json:"objectStore"`
+	// Guard is pgha's own binary in an image; its Unavailable says why
+	// when this pgha cannot run in the engine (another OS or architecture).
+	Guard Image `json:"guard"`
 }
 
-func (s *ImageSet) all() []*Image { return []*Image{&s.Patroni, &s.Etcd, &s.ObjectStore} }
+func (s *ImageSet) all() []*Image { return []*Image{&s.Patroni, &s.Etcd, &s.ObjectStore, &s.Guard} }
 
 // NeedsBuild says whether any image is still to be built.
 func (s ImageSet) NeedsBuild() bool {
@@ -78,6 +83,8 @@ type buildSpec struct {
 	offlineBase bool
 	// extra adds generated files (such as the versitygw binary) to the context.
 	extra func(ctx context.Context) (map[string][]byte, error)
+	// inputs names what extra adds, for the content hash ("versitygw=v1.8.0").
+	inputs string
 }
 
 // ResolveImages decides where each image comes from without building anything:
@@ -106,7 +113,7 @@ func (p *Provisioner) ResolveImages(ctx context.Context) (ImageSet, error) {
 
 	// Object store: MinIO when present or pullable, else versitygw from its Go module.
 	set.ObjectStore, err = p.upstreamOr(ctx, topology.RoleObjectStore, UpstreamMinIO,
-		&buildSpec{dir: "objectstore", base: OfflineBaseRef, offlineBase: true, extra: versityGWContext(p)},
+		&buildSpec{dir: "objectstore", base: OfflineBaseRef, offlineBase: true, extra: versityGWContext(p), inputs: "versitygw=" + VersityGWVersion},
 		"versitygw "+VersityGWVersion+" built from its Go module")
 	if err != nil {
 		return set, err
@@ -115,7 +122,8 @@ func (p *Provisioner) ResolveImages(ctx context.Context) (ImageSet, error) {
 	if set.ObjectStore.Ref == UpstreamMinIO {
 		set.ObjectStore.Kind = topology.StoreMinIO
 	}
-	return set, nil
+	set.Guard, err = p.guardImage(ctx)
+	return set, err
 }
 
 // upstreamOr uses the upstream image when present or pullable, else a local build.
@@ -160,8 +168,8 @@ func contextHash(spec *buildSpec, files map[string][]byte) string {
 	if spec.offlineBase {
 		fmt.Fprintf(h, "recipe=%s\n", strings.Join(offlineBaseRecipe, " "))
 	}
-	if spec.extra != nil {
-		fmt.Fprintf(h, "versitygw=%s\n", VersityGWVersion)
+	if spec.inputs != "" {
+		fmt.Fprintf(h, "%s\n", spec.inputs)
 	}
 	names := make([]string, 0, len(files))
 	for n := range files {
@@ -303,7 +311,7 @@ func tarFiles(files map[string][]byte) (io.Reader, error) {
 	sort.Strings(names)
 	for _, n := range names {
 		mode := int64(0o644)
-		if strings.HasSuffix(n, ".sh") || n == "versitygw" {
+		if strings.HasSuffix(n, ".sh") || n == "versitygw" || n == guardBinaryName {
 			mode = 0o755
 		}
 		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: mode, Size: int64(len(files[n])), ModTime: time.Unix(0, 0)}); err != nil {

@@ -27,6 +27,9 @@ func (p *Provisioner) preflight(ctx context.Context, topo topology.Cluster, spec
 			continue
 		}
 		existing[s.name] = c
+		if s.volume == "" {
+			continue
+		}
 		if owned, err := p.volumeOwned(ctx, topo.Name, s.volume); err != nil {
 			return nil, err
 		} else if !owned {

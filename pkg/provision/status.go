@@ -32,6 +32,8 @@ type ClusterStatus struct {
 	Name    string       `json:"name"`
 	Network string       `json:"network"`
 	Nodes   []NodeStatus `json:"nodes"`
+	// Guard is the fencing guard, when the cluster has one.
+	Guard *GuardState `json:"guard,omitempty"`
 	// Problems lists missing or stopped containers and unhealthy services.
 	Problems []string `json:"problems"`
 }
@@ -57,7 +59,7 @@ func Status(ctx context.Context, docker *client.Client, name string) (ClusterSta
 	}
 
 	add := func(service, node, role string, ports ...string) *NodeStatus {
-		st.Nodes = append(st.Nodes, NodeStatus{Service: service, Node: node, Container: topo.ContainerName(node), Role: role, Ports: ports})
+		st.Nodes = append(st.Nodes, NodeStatus{Service: service, Node: node, Container: topo.ContainerName(node), Role: role, Ports: append([]string{}, ports...)})
 		return &st.Nodes[len(st.Nodes)-1]
 	}
 	for _, e := range topo.Etcd {
@@ -71,6 +73,9 @@ func Status(ctx context.Context, docker *client.Client, name string) (ClusterSta
 		storePorts = append(storePorts, portMap(topo.ObjectStore.ConsolePort, topology.S3ConsolePort))
 	}
 	add(topology.RoleObjectStore, kind, "s3", storePorts...)
+	if topo.Guard {
+		add(topology.RoleGuard, topology.GuardNode, "fencing")
+	}
 
 	for i := range st.Nodes {
 		c, err := p.inspect(ctx, name, st.Nodes[i].Container)
@@ -88,6 +93,18 @@ func Status(ctx context.Context, docker *client.Client, name string) (ClusterSta
 		}
 	}
 	probeHealth(ctx, topo, kind, &st)
+	if topo.Guard {
+		g, err := GuardStatus(ctx, docker, topo)
+		if err != nil {
+			return st, err
+		}
+		st.Guard = &g
+		n := &st.Nodes[len(st.Nodes)-1]
+		n.Health, n.Healthy = g.Health(), g.Watching
+		if n.State == "running" && !g.Watching {
+			st.Problems = append(st.Problems, fmt.Sprintf("%s: not watching the engine's events (see `docker logs %s`)", g.Container, g.Container))
+		}
+	}
 	return st, nil
 }
 
@@ -106,7 +123,7 @@ func probeHealth(ctx context.Context, topo topology.Cluster, kind string, st *Cl
 	}
 	for i := range st.Nodes {
 		n := &st.Nodes[i]
-		if n.State != "running" {
+		if n.State != "running" || n.Service == topology.RoleGuard {
 			n.Health = "-"
 			continue
 		}

@@ -50,6 +50,12 @@ func (p *Provisioner) Up(ctx context.Context, topo topology.Cluster, timeout tim
 		// Keep the store the cluster was made with; its container exists already.
 		imgs.ObjectStore = Image{Role: topology.RoleObjectStore, Kind: kind, Source: "existing container"}
 	}
+	if !topo.Guard {
+		imgs.Guard = Image{}
+	} else if imgs.Guard.Unavailable != "" {
+		p.Progress.End(false, "")
+		return res, fmt.Errorf("cluster %s has the guard on, but %s", topo.Name, imgs.Guard.Unavailable)
+	}
 	res.Images = imgs
 	p.Progress.End(true, fmt.Sprintf("Images resolved (%s)", since(start)))
 	for _, im := range imgs.all() {
@@ -73,6 +79,9 @@ func (p *Provisioner) Up(ctx context.Context, topo topology.Cluster, timeout tim
 		return res, err
 	}
 	specs = clusterSpecs(topo, imgs, sec, store)
+	if err := p.replaceOldGuard(ctx, topo, imgs.Guard, existing); err != nil {
+		return res, err
+	}
 
 	allRunning := true
 	for _, s := range specs {
@@ -144,9 +153,11 @@ func (p *Provisioner) create(ctx context.Context, topo topology.Cluster, specs [
 		if existing[s.name].State != StateMissing {
 			continue
 		}
-		if _, err := p.Docker.VolumeCreate(ctx, volume.CreateOptions{Name: s.volume, Labels: topo.Labels(topology.RoleVolume, s.node)}); err != nil {
-			p.Progress.End(false, "")
-			return fmt.Errorf("creating volume %s: %w", s.volume, err)
+		if s.volume != "" { // the guard keeps no data
+			if _, err := p.Docker.VolumeCreate(ctx, volume.CreateOptions{Name: s.volume, Labels: topo.Labels(topology.RoleVolume, s.node)}); err != nil {
+				p.Progress.End(false, "")
+				return fmt.Errorf("creating volume %s: %w", s.volume, err)
+			}
 		}
 		if _, err := p.Docker.ContainerCreate(ctx, s.config, s.host, networking(topo, s.role, s.node), nil, s.name); err != nil {
 			p.Progress.End(false, "")
@@ -267,6 +278,10 @@ func (p *Provisioner) startAndWait(ctx context.Context, topo topology.Cluster, s
 	if err != nil {
 		return err
 	}
+	// The guard needs etcd only; it starts while Patroni does.
+	guardSpecs := byRole(specs, topology.RoleGuard)
+	guardStarted := make(chan error, 1)
+	go func() { guardStarted <- startAll(guardSpecs) }()
 
 	err = step("Waiting for the object store", func() (string, error) {
 		ca, err := store.CertPool()
@@ -369,6 +384,25 @@ func (p *Provisioner) startAndWait(ctx context.Context, topo topology.Cluster, s
 	})
 	if err != nil {
 		return err
+	}
+
+	if len(guardSpecs) > 0 {
+		err = step("Waiting for the guard", func() (string, error) {
+			if err := <-guardStarted; err != nil {
+				return "", err
+			}
+			err := p.waitFor(ctx, deadline, "the guard to watch the engine's events", names(guardSpecs), func(ctx context.Context) (bool, string) {
+				g, err := GuardStatus(ctx, p.Docker, topo)
+				if err != nil {
+					return false, err.Error()
+				}
+				return g.Watching, "guard: " + g.Health()
+			})
+			return fmt.Sprintf("Guard %s watching the engine's events", guardSpecs[0].name), err
+		})
+		if err != nil {
+			return err
+		}
 	}
 
 	if !initialized {

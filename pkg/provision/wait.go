@@ -72,19 +72,28 @@ func (p *Provisioner) failIfDead(ctx context.Context, name string) error {
 
 // lastLogs returns the last n lines a container wrote, indented.
 func (p *Provisioner) lastLogs(ctx context.Context, name string, n int) string {
-	rc, err := p.Docker.ContainerLogs(ctx, name, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: fmt.Sprint(n)})
+	text, err := p.logText(ctx, name, n)
 	if err != nil {
 		return "    (logs unavailable: " + err.Error() + ")"
 	}
-	defer rc.Close()
-	var out strings.Builder
-	_, _ = stdcopy.StdCopy(&out, &out, rc)
 	var lines []string
-	sc := bufio.NewScanner(strings.NewReader(out.String()))
+	sc := bufio.NewScanner(strings.NewReader(text))
 	for sc.Scan() {
 		lines = append(lines, "    "+sc.Text())
 	}
 	return strings.Join(lines, "\n")
+}
+
+// logText returns the last n lines a container wrote (stdout and stderr).
+func (p *Provisioner) logText(ctx context.Context, name string, n int) (string, error) {
+	rc, err := p.Docker.ContainerLogs(ctx, name, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: fmt.Sprint(n)})
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	var out strings.Builder
+	_, err = stdcopy.StdCopy(&out, &out, rc)
+	return out.String(), err
 }
 
 // stdcopyAll demultiplexes a container's output stream into w.

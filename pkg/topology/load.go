@@ -29,7 +29,7 @@ func LoadFile(path string) (Cluster, []string, error) {
 // Parse strictly decodes a YAML topology (an unknown field is an error that
 // names the field and its line), fills defaults and validates it.
 func Parse(data []byte) (Cluster, []string, error) {
-	var c Cluster
+	c := Cluster{Guard: true} // on unless the file says guard: false
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {

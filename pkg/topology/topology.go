@@ -30,7 +30,12 @@ const (
 	RoleObjectStore = "objectstore"
 	RoleNetwork     = "network"
 	RoleVolume      = "volume"
+	RoleGuard       = "guard"
 )
+
+// GuardNode is the guard's node name: its container is ContainerName(GuardNode)
+// and its host name on the cluster network.
+const GuardNode = "guard"
 
 // Container ports, the same in every cluster; only host ports differ.
 const (
@@ -55,6 +60,12 @@ type Cluster struct {
 	Etcd            []EtcdNode  `yaml:"etcd" json:"etcd"`
 	Patroni         []PGNode    `yaml:"patroni" json:"patroni"`
 	ObjectStore     ObjectStore `yaml:"objectStore" json:"objectStore"`
+	// Guard runs the fencing guard (on by default): when the engine confirms
+	// that the primary's container died, it deletes the dead member's leader
+	// key so that a replica takes over at once instead of after the lease.
+	// Decoders start from a Cluster with Guard true, so a file or label
+	// without the field keeps it on.
+	Guard bool `yaml:"guard" json:"guard"`
 	// Restore, set by pgha restore only, bootstraps the cluster from a
 	// backup instead of initdb. Never read from or written to a file.
 	Restore *RestoreTarget `yaml:"-" json:"-"`
@@ -109,6 +120,7 @@ func Generate(name string, etcd, patroni int) (Cluster, error) {
 		ObjectStore:     ObjectStore{APIPort: 9000, ConsolePort: 9001, Bucket: "pgbackrest"},
 		Profile:         DefaultProfile,
 		SynchronousMode: SyncOff,
+		Guard:           true,
 	}
 	for i := 0; i < etcd; i++ {
 		c.Etcd = append(c.Etcd, EtcdNode{Name: fmt.Sprintf("etcd%d", i+1), ClientPort: etcdClientPort(i)})

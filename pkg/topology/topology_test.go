@@ -273,6 +273,32 @@ func TestProfilesAndSynchronousMode(t *testing.T) {
 	}
 }
 
+// The guard is on unless a file turns it off; its name is reserved.
+func TestGuardSwitch(t *testing.T) {
+	if !Seed().Guard {
+		t.Error("the seed topology has no guard")
+	}
+	c, _, err := Parse([]byte("name: a\netcd: [{name: e1, clientPort: 2379}]\npatroni: [{name: p1, pgPort: 5432, restPort: 8008}]\nobjectStore: {apiPort: 9000}\n"))
+	if err != nil || !c.Guard {
+		t.Errorf("a file without guard: guard %v, err %v", c.Guard, err)
+	}
+	c, _, err = Parse([]byte("name: a\nguard: false\netcd: [{name: e1, clientPort: 2379}]\npatroni: [{name: p1, pgPort: 5432, restPort: 8008}]\nobjectStore: {apiPort: 9000}\n"))
+	if err != nil || c.Guard {
+		t.Errorf("guard: false: guard %v, err %v", c.Guard, err)
+	}
+	if _, _, err := Parse([]byte("guard: maybe\n")); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("guard: maybe: %v", err)
+	}
+	c = Seed()
+	c.Patroni[0].Name = GuardNode
+	if _, err := c.Validate(); err == nil || !strings.Contains(err.Error(), `"guard": reserved for the guard`) {
+		t.Errorf("a node named guard: %v", err)
+	}
+	if c.ContainerName(GuardNode) != "guard" {
+		t.Errorf("seed guard container %s", c.ContainerName(GuardNode))
+	}
+}
+
 // A restore bootstraps the bootstrap leader with pgBackRest at the target,
 // and has the other nodes clone it.
 func TestPatroniConfigRestore(t *testing.T) {

@@ -55,6 +55,8 @@ func (c Cluster) Validate() (warnings []string, err error) {
 			add("%s name %q: use lowercase letters, digits and '-' (it is a host name)", where, name)
 		case name == StoreMinIO || name == StoreVersityGW:
 			add("%s name %q: reserved for the object store", where, name)
+		case name == GuardNode:
+			add("%s name %q: reserved for the guard", where, name)
 		case names[name] != "":
 			add("%s name %q: already used by %s", where, name, names[name])
 		default:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pgha/pgha/pkg/guard"
 	"github.com/pgha/pgha/pkg/secrets"
 	"github.com/pgha/pgha/pkg/topology"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -64,12 +65,24 @@ type FailoverReport struct {
 	RejoinSec  float64 `json:"rejoinSeconds"` // heal until the target streams again
 	// IsolatedStoppedWritesSec: for a partition, when the cut-off old primary
 	// stopped accepting writes (demoted or down), seen from inside it; -1 if never seen.
-	IsolatedStoppedWritesSec float64  `json:"isolatedStoppedWritesSeconds,omitempty"`
-	Audit                    Audit    `json:"writes"`
-	LostAcked                int      `json:"lostAckedWrites"`
-	VerifiedAfter            bool     `json:"verifiedAfter"`
-	Failures                 []string `json:"failures"`
-	OK                       bool     `json:"ok"`
+	IsolatedStoppedWritesSec float64     `json:"isolatedStoppedWritesSeconds,omitempty"`
+	Audit                    Audit       `json:"writes"`
+	LostAcked                int         `json:"lostAckedWrites"`
+	VerifiedAfter            bool        `json:"verifiedAfter"`
+	Guard                    GuardReport `json:"guard"`
+	Failures                 []string    `json:"failures"`
+	OK                       bool        `json:"ok"`
+}
+
+// GuardReport says whether the cluster's fencing guard watched during the
+// test and what it decided about the target.
+type GuardReport struct {
+	Enabled bool `json:"enabled"` // the topology runs a guard
+	// Active: its container ran and watched the engine's events before the fault.
+	Active bool   `json:"active"`
+	State  string `json:"state,omitempty"`
+	// Decision is its decision on the target's die or pause event, if any.
+	Decision *guard.Record `json:"decision,omitempty"`
 }
 
 // RunFailover measures one fault: a healthy cluster is required first; a

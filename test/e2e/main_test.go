@@ -62,6 +62,8 @@ func run(m *testing.M) int {
 
 	pghaBin = filepath.Join(tmp, "pgha")
 	build := exec.Command("go", "build", "-o", pghaBin, "../../cmd/pgha")
+	// Static, as `make build` makes it: the guard image runs this binary alone.
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: building pgha: %v\n", err)
