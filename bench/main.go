@@ -42,17 +42,22 @@ func (f *figure) summarize() {
 func main() {
 	rounds := flag.Int("rounds", 5, "rounds per figure")
 	cold := flag.Bool("cold", false, "also measure a cold image build: removes every image pgha built first")
-	failover := flag.Bool("failover", false, "measure failover-test per fault mode and timing profile instead (strict synchronous mode)")
-	faults := flag.String("faults", "stop,kill,kill-noguard,pause,partition", "with -failover: the faults to measure (kill-noguard: kill with the guard stopped for the round)")
-	profiles := flag.String("profiles", "fast,seed", "with -failover: the timing profiles")
+	only := flag.String("only", "", "run one part only: cluster (images, up, verify, down, baseline) or failover")
+	faults := flag.String("faults", "stop,kill,kill-noguard", "failover faults to measure on the primary (also pause, partition: a minute a round); kill-noguard is kill with the guard stopped for the round")
+	profiles := flag.String("profiles", "fast,seed", "failover timing profiles")
 	bin := flag.String("pgha", "bin/pgha", "the pgha binary")
 	out := flag.String("json", "bench/results/latest.json", "where to write the figures as JSON")
 	flag.Parse()
+	if *only != "" && *only != "cluster" && *only != "failover" {
+		fmt.Fprintf(os.Stderr, "bench: -only %q: use cluster or failover\n", *only)
+		os.Exit(2)
+	}
 	var err error
-	if *failover {
-		err = runFailover(*rounds, *bin, *out, strings.Split(*faults, ","), strings.Split(*profiles, ","))
-	} else {
+	if *only != "failover" {
 		err = run(*rounds, *cold, *bin, *out)
+	}
+	if err == nil && *only != "cluster" {
+		err = runFailover(*rounds, *bin, *out, strings.Split(*faults, ","), strings.Split(*profiles, ","))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
