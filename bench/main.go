@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/topology"
 )
@@ -208,6 +210,7 @@ func runFailover(rounds int, bin, out string, faults, profiles []string) error {
 					} `json:"guard"`
 				}
 				if jerr := json.Unmarshal(data, &rep); jerr != nil || err != nil {
+					dumpLogs(ctx, docker, name)
 					timeCmd(bin, "down", "-v", "--name", name)
 					return fmt.Errorf("failover-test %s (%s): %v %v\n%s", fault, profile, err, jerr, data)
 				}
@@ -257,6 +260,24 @@ func runFailover(rounds int, bin, out string, faults, profiles []string) error {
 	}
 	data, _ := json.MarshalIndent(map[string]any{"rounds": rounds, "at": time.Now().UTC(), "failover": rowsOut}, "", "  ")
 	return os.WriteFile(strings.Replace(out, ".json", "-failover.json", 1), data, 0o644)
+}
+
+// dumpLogs prints the last log lines of a cluster's Patroni containers before a
+// failed round's cluster is removed, so that the failure can be diagnosed.
+func dumpLogs(ctx context.Context, docker *client.Client, name string) {
+	topo, err := provision.FindCluster(ctx, docker, name)
+	if err != nil {
+		return
+	}
+	for _, n := range topo.Patroni {
+		rc, err := docker.ContainerLogs(ctx, topo.ContainerName(n.Name), container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "80"})
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "--- last log lines of %s\n", n.Name)
+		_, _ = stdcopy.StdCopy(os.Stderr, os.Stderr, rc)
+		rc.Close()
+	}
 }
 
 // quiet discards progress.
