@@ -317,13 +317,33 @@ func (p *Provisioner) startAndWait(ctx context.Context, topo topology.Cluster, s
 	if err != nil {
 		return err
 	}
-	if !initialized {
+	// A new cluster's leader may have bootstrapped already while etcd was
+	// awaited; it still goes through this step, which makes the stanza.
+	bootstrap := fresh || !initialized
+	if bootstrap {
 		node, _ := topo.PatroniNode(topo.BootstrapLeader)
+		// Once the leader holds the initialize key no other node can
+		// bootstrap: the replicas' containers start then, while the leader
+		// runs initdb (the engine takes about a second per start), and
+		// clone it when it is up.
+		replicasStarted := make(chan error, 1)
+		startingReplicas := false
+		defer func() {
+			if startingReplicas {
+				<-replicasStarted
+			}
+		}()
 		err = step(fmt.Sprintf("Bootstrapping %s as the primary", leader.name), func() (string, error) {
 			if err := p.startContainer(ctx, leader); err != nil {
 				return "", err
 			}
 			err := p.waitFor(ctx, deadline, leader.name+" to bootstrap", []string{leader.name}, func(ctx context.Context) (bool, string) {
+				if !startingReplicas {
+					if ok, _ := keyExists(ctx, etcd, topo.KeyPrefix()+"initialize"); ok {
+						startingReplicas = true
+						go func() { replicasStarted <- startAll(pgSpecs) }()
+					}
+				}
 				st, err := verify.GetPatroni(ctx, node.RESTPort)
 				if err != nil {
 					return false, "Patroni REST API not answering yet"
@@ -335,8 +355,9 @@ func (p *Provisioner) startAndWait(ctx context.Context, topo topology.Cluster, s
 		if err != nil {
 			return err
 		}
-		// Before any replica exists: their base backups switch WAL segments,
-		// and archiving needs the stanza.
+		// Patroni's post_bootstrap made the stanza before the leader took
+		// its key (see topology.PatroniConfig); this checks it, and makes it
+		// when the object store was not ready then.
 		err = step("Creating the pgBackRest stanza", func() (string, error) {
 			return p.ensureStanza(ctx, topo, topo.BootstrapLeader)
 		})
@@ -405,8 +426,8 @@ func (p *Provisioner) startAndWait(ctx context.Context, topo topology.Cluster, s
 		}
 	}
 
-	if !initialized {
-		return nil // the stanza was made right after the bootstrap
+	if bootstrap {
+		return nil // the stanza was made during the bootstrap
 	}
 	return step("Creating the pgBackRest stanza", func() (string, error) {
 		return p.ensureStanza(ctx, topo, primary)

@@ -99,7 +99,8 @@ func (c Cluster) PatroniConfig(n PGNode) string {
 					},
 				},
 			},
-			"initdb": []any{map[string]any{"encoding": "UTF8"}, "data-checksums"},
+			"initdb":         []any{map[string]any{"encoding": "UTF8"}, "data-checksums"},
+			"post_bootstrap": postBootstrapCommand,
 		},
 		"postgresql": map[string]any{
 			"listen":          fmt.Sprintf("0.0.0.0:%d", PostgresPort),

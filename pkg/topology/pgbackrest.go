@@ -66,6 +66,12 @@ const (
 	// when there is one, which spares the primary a base backup; with none
 	// the command fails at once and Patroni falls back to pg_basebackup.
 	replicaRestoreCommand = "pgbackrest --delta --type=standby restore"
+	// postBootstrapCommand runs once the new primary accepts connections and
+	// before it takes the leader key, so before any replica can clone it: a
+	// base backup closes a WAL segment, and archiving it needs the stanza.
+	// Patroni appends a connection string ($0 here). A failure must not fail
+	// the bootstrap: pgha up makes the stanza again when it is missing.
+	postBootstrapCommand = `sh -c 'pgbackrest stanza-create || true'`
 )
 
 // RestoreTarget is a point-in-time restore: the cluster's bootstrap leader is

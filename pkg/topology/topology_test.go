@@ -208,6 +208,7 @@ func TestPatroniConfig(t *testing.T) {
 		{[]string{"postgresql", "create_replica_methods"}, []any{"pgbackrest", "basebackup"}},
 		{[]string{"postgresql", "pgbackrest", "command"}, "pgbackrest --delta --type=standby restore"},
 		{[]string{"bootstrap", "method"}, nil},
+		{[]string{"bootstrap", "post_bootstrap"}, "sh -c 'pgbackrest stanza-create || true'"},
 	}
 	for _, ck := range checks {
 		if got := get(ck.path...); !reflect.DeepEqual(got, ck.want) {
