@@ -19,7 +19,21 @@ import (
 // ensureStanza creates the cluster's pgBackRest stanza from the primary; on
 // a stanza that exists and matches the database it changes nothing.
 func (p *Provisioner) ensureStanza(ctx context.Context, topo topology.Cluster, primary string) (string, error) {
-	res, err := Exec(ctx, p.Docker, topo.ContainerName(primary), nil, "pgbackrest", "stanza-create")
+	var res ExecResult
+	var err error
+	// An archive-push running at the same moment holds the stanza's lock
+	// (pgBackRest exit code 50): it is released within a second or so.
+	for attempt := 0; attempt < 20; attempt++ {
+		res, err = Exec(ctx, p.Docker, topo.ContainerName(primary), nil, "pgbackrest", "stanza-create")
+		if err != nil || res.ExitCode != pgBackRestLockError {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 	if err == nil {
 		err = res.Err("pgbackrest stanza-create in " + topo.ContainerName(primary))
 	}
@@ -28,6 +42,10 @@ func (p *Provisioner) ensureStanza(ctx context.Context, topo topology.Cluster, p
 	}
 	return fmt.Sprintf("pgBackRest stanza %s ready in bucket %s (WAL archiving on)", topo.Stanza(), topo.ObjectStore.Bucket), nil
 }
+
+// pgBackRestLockError is pgBackRest's exit code when another of its
+// processes holds the lock it needs.
+const pgBackRestLockError = 50
 
 // BackupOptions says what backup to take.
 type BackupOptions struct {

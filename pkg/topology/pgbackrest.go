@@ -60,7 +60,10 @@ func (c Cluster) PgBackRestEnv() []string {
 // Commands PostgreSQL and Patroni run; the stanza and repository come from the
 // environment.
 const (
-	archiveCommand = "pgbackrest archive-push %p"
+	// pgha-pgbackrest-push is pgbackrest archive-push that lets a stale copy
+	// of an old timeline's segment go (images/patroni/archive-push.sh). Its
+	// name must contain "pgbackrest": pgbackrest backup checks that.
+	archiveCommand = "pgha-pgbackrest-push %p"
 	restoreCommand = `pgbackrest archive-get %f "%p"`
 	// A new replica is restored from the newest backup and the WAL archive
 	// when there is one, which spares the primary a base backup; with none

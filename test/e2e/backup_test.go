@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/pgha/pgha/pkg/backup"
+	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/verify"
 )
 
@@ -186,6 +187,41 @@ func TestBackupAndRestore(t *testing.T) {
 		rep, _ := c.verify(t)
 		if !rep.OK {
 			t.Errorf("after restore: %s", failedRows(rep))
+		}
+	})
+
+	// A node's stale copy of an old timeline's segment must not block
+	// archiving (pgBackRest refuses it forever); a conflict on the current
+	// timeline must still fail. The copies are made outside pg_wal.
+	t.Run("stale segment of an old timeline", func(t *testing.T) {
+		primary, _ := verify.Primary(context.Background(), c.topo)
+		sec, _ := c.secrets(t)
+		n, _ := c.topo.PatroniNode(primary)
+		// A segment of the current timeline that the repository holds.
+		archived, err := verify.ArchiveCurrentWAL(context.Background(), connect(t, n.PGPort, sec.SuperuserPassword), primary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		current := strings.Fields(archived)[1] // "segment X archived in ..."
+		push := func(segment string) string {
+			t.Helper()
+			const script = `d=$(mktemp -d); cd /var/lib/postgresql/pgha/data
+cp pg_wal/*.history "$d"/ 2>/dev/null
+src=$(ls pg_wal | grep -E '^[0-9A-F]{24}$' | grep -vx "$1" | sort | tail -n 1)
+cp "pg_wal/$src" "$d/$1"
+rc=0; pgha-pgbackrest-push "$d/$1" || rc=$?
+rm -rf "$d"; echo "rc=$rc"`
+			r, err := provision.Exec(context.Background(), docker, c.name+"-"+primary, nil, "sh", "-c", script, "sh", segment)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r.Stdout + r.Stderr
+		}
+		if out := push(full.WALStart); !strings.Contains(out, "rc=0") || !strings.Contains(out, "the repository's copy stands") {
+			t.Errorf("a stale copy of %s (timeline 1) was not let go:\n%s", full.WALStart, out)
+		}
+		if out := push(current); !strings.Contains(out, "rc=45") {
+			t.Errorf("a conflicting copy of %s (the current timeline) did not fail with 45:\n%s", current, out)
 		}
 	})
 }
