@@ -69,8 +69,19 @@ func (p *Provisioner) Backup(ctx context.Context, topo topology.Cluster, opts Ba
 	name := topo.ContainerName(primary)
 	p.Progress.Start(fmt.Sprintf("Taking a %s backup of %s on %s", opts.Type, topo.Name, primary))
 	start := time.Now()
-	res, err := Exec(ctx, p.Docker, name, backupProgress(p.Progress),
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	storeGone := make(chan string, 1)
+	go p.watchStore(bctx, topo, storeGone, cancel)
+	res, err := Exec(bctx, p.Docker, name, backupProgress(p.Progress),
 		"pgbackrest", "backup", "--type="+opts.Type, "--log-level-console=detail")
+	select {
+	case why := <-storeGone:
+		p.stopBackup(context.WithoutCancel(ctx), name)
+		p.Progress.End(false, "")
+		return b, fmt.Errorf("the object store %s; the backup was stopped, and the repository keeps its earlier backups (the next backup resumes or removes the partial one)", why)
+	default:
+	}
 	if err == nil {
 		err = res.Err("pgbackrest backup")
 	}
@@ -119,6 +130,38 @@ func (p *Provisioner) storeRunning(ctx context.Context, topo topology.Cluster) e
 			topo.ContainerName(kind), c.Describe(), topo.Name)
 	}
 	return nil
+}
+
+// watchStore reports, and ends the backup's context, when the object store
+// container stops running during a backup: pgBackRest would otherwise wait on
+// a vanished address for many minutes (seen here: over ten).
+func (p *Provisioner) watchStore(ctx context.Context, topo topology.Cluster, gone chan<- string, stop func()) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := p.storeRunning(ctx, topo); err != nil && ctx.Err() == nil {
+			kind, _ := p.storeKindOf(ctx, topo)
+			c, _ := p.inspect(ctx, topo.Name, topo.ContainerName(kind))
+			gone <- fmt.Sprintf("%s stopped during the backup (%s)", topo.ContainerName(kind), c.Describe())
+			stop()
+			return
+		}
+	}
+}
+
+// stopBackup ends the pgBackRest backup processes in a container: the
+// command and its local workers (TERM, then KILL for what is left).
+func (p *Provisioner) stopBackup(ctx context.Context, name string) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	const script = `pkill -TERM -f '^pgbackrest backup'; pkill -TERM -f 'backup:local$'; sleep 2
+pkill -KILL -f '^pgbackrest backup'; pkill -KILL -f 'backup:local$'; true`
+	_, _ = Exec(ctx, p.Docker, name, nil, "sh", "-c", script)
 }
 
 // percent finds pgBackRest's progress in its detail lines, e.g.
