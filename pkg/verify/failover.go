@@ -227,13 +227,16 @@ func RunFailover(ctx context.Context, t Target, opts FailoverOptions) (FailoverR
 	if opts.Fault == FaultSwitchover {
 		rejoiner = oldPrimary
 	}
+	lastSeen := "not yet checked" // what the rejoiner looked like last, for the failure message
 	err = waitUntil(ctx, opts.Timeout, func() bool {
 		leader, err := leaderKeyValue(ctx, etcd, leaderKey)
 		if err != nil || leader == "" {
+			lastSeen = fmt.Sprintf("no leader key (%v)", err)
 			return false
 		}
 		lst, err := GetPatroni(ctx, nodePort(t.Topo, leader))
 		if err != nil || !lst.Leading() {
+			lastSeen = fmt.Sprintf("leader %s not running as primary: %s", leader, describeState(lst, err))
 			return false
 		}
 		rep.NewPrimary, rep.NewTimeline = leader, lst.Timeline
@@ -241,11 +244,12 @@ func RunFailover(ctx context.Context, t Target, opts FailoverOptions) (FailoverR
 			return true // a replica target that came back and no failover
 		}
 		st, err := GetPatroni(ctx, nodePort(t.Topo, rejoiner))
+		lastSeen = fmt.Sprintf("%s: %s; primary %s on timeline %d", rejoiner, describeState(st, err), leader, lst.Timeline)
 		return err == nil && st.Streaming() && st.Timeline == lst.Timeline
 	})
 	rep.RejoinSec = time.Since(healAt).Seconds()
 	if err != nil {
-		fail("%s did not rejoin as a streaming replica of %s within %s", rejoiner, rep.NewPrimary, opts.Timeout)
+		fail("%s did not rejoin as a streaming replica of %s within %s (last seen: %s)", rejoiner, rep.NewPrimary, opts.Timeout, lastSeen)
 	}
 	if expectFailover && rep.NewPrimary == oldPrimary {
 		fail("no failover: %s is still the primary", oldPrimary)
@@ -281,6 +285,14 @@ func RunFailover(ctx context.Context, t Target, opts FailoverOptions) (FailoverR
 	}
 	rep.OK = len(rep.Failures) == 0
 	return rep, after, nil
+}
+
+// describeState says in a few words how a node's REST API answered.
+func describeState(st PatroniState, err error) string {
+	if err != nil {
+		return "REST API: " + err.Error()
+	}
+	return fmt.Sprintf("role %s, state %s, replication %q, timeline %d", st.Role, st.State, st.ReplicationState, st.Timeline)
 }
 
 // RunUntil verifies the cluster, retrying until it passes or d has passed:

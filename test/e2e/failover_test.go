@@ -21,6 +21,7 @@ func (c *cluster) failover(t *testing.T, args ...string) verify.FailoverReport {
 		t.Fatalf("%s -o json: %v\n%s", args[0], err, r)
 	}
 	if r.code != 0 || !rep.OK {
+		c.failures = append(c.failures, fmt.Sprintf("%v: %v", args, rep.Failures))
 		c.dumpLogs(t)
 		t.Fatalf("%v failed: %v\n%s", args, rep.Failures, r)
 	}

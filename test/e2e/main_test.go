@@ -126,6 +126,9 @@ type cluster struct {
 	name   string
 	offset int
 	topo   topology.Cluster
+	// failures are the reasons a pgha command failed, repeated at cleanup
+	// after the logs: CI shows only the end of a failed run's output.
+	failures []string
 }
 
 // newCluster picks a unique name and a port offset whose ports are all free,
@@ -179,6 +182,9 @@ func (c *cluster) up(t *testing.T) result {
 func (c *cluster) destroy(t *testing.T) {
 	if t.Failed() {
 		c.dumpLogs(t)
+		for _, f := range c.failures {
+			t.Logf("failed: %s", f)
+		}
 	}
 	if r := pgha(t, nil, "down", "-v", "--name", c.name); r.code != 0 {
 		t.Errorf("cleanup: pgha down -v: %s", r)
@@ -204,7 +210,14 @@ func (c *cluster) destroy(t *testing.T) {
 func (c *cluster) dumpLogs(t *testing.T) {
 	t.Helper()
 	for _, n := range c.topo.Patroni {
-		t.Logf("last log lines of %s:\n%s", n.Name, containerLogs(t, c.name+"-"+n.Name, "60"))
+		// Patroni's once-a-loop "no action" lines say nothing: keep the rest.
+		var kept []string
+		for _, l := range strings.Split(containerLogs(t, c.name+"-"+n.Name, "400"), "\n") {
+			if !strings.Contains(l, "INFO: no action.") {
+				kept = append(kept, l)
+			}
+		}
+		t.Logf("last log lines of %s:\n%s", n.Name, strings.Join(kept[max(0, len(kept)-40):], "\n"))
 	}
 }
 
