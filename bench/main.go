@@ -19,7 +19,6 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/topology"
 )
@@ -270,13 +269,11 @@ func dumpLogs(ctx context.Context, docker *client.Client, name string) {
 		return
 	}
 	for _, n := range topo.Patroni {
-		rc, err := docker.ContainerLogs(ctx, topo.ContainerName(n.Name), container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "80"})
+		text, err := provision.LogTail(ctx, docker, topo.ContainerName(n.Name), "80")
 		if err != nil {
 			continue
 		}
-		fmt.Fprintf(os.Stderr, "--- last log lines of %s\n", n.Name)
-		_, _ = stdcopy.StdCopy(os.Stderr, os.Stderr, rc)
-		rc.Close()
+		fmt.Fprintf(os.Stderr, "--- last log lines of %s\n%s", n.Name, text)
 	}
 }
 

@@ -114,22 +114,27 @@ func (p *Provisioner) backupPrimary(ctx context.Context, topo topology.Cluster) 
 
 // storeRunning refuses to go on when the object store container is not running.
 func (p *Provisioner) storeRunning(ctx context.Context, topo topology.Cluster) error {
-	kind, err := p.storeKindOf(ctx, topo)
-	if err != nil {
-		return err
-	}
-	if kind == "" {
-		return fmt.Errorf("cluster %s has no object store container; run `pgha up --name %s`", topo.Name, topo.Name)
-	}
-	c, err := p.inspect(ctx, topo.Name, topo.ContainerName(kind))
+	c, err := p.storeContainer(ctx, topo)
 	if err != nil {
 		return err
 	}
 	if !c.Running() {
 		return fmt.Errorf("the object store %s is %s, so the backup repository cannot be reached; start it with `pgha up --name %s`",
-			topo.ContainerName(kind), c.Describe(), topo.Name)
+			c.Name, c.Describe(), topo.Name)
 	}
 	return nil
+}
+
+// storeContainer inspects the cluster's object store container.
+func (p *Provisioner) storeContainer(ctx context.Context, topo topology.Cluster) (Container, error) {
+	kind, err := p.storeKindOf(ctx, topo)
+	if err != nil {
+		return Container{}, err
+	}
+	if kind == "" {
+		return Container{}, fmt.Errorf("cluster %s has no object store container; run `pgha up --name %s`", topo.Name, topo.Name)
+	}
+	return p.inspect(ctx, topo.Name, topo.ContainerName(kind))
 }
 
 // watchStore reports, and ends the backup's context, when the object store
@@ -144,13 +149,20 @@ func (p *Provisioner) watchStore(ctx context.Context, topo topology.Cluster, gon
 			return
 		case <-tick.C:
 		}
-		if err := p.storeRunning(ctx, topo); err != nil && ctx.Err() == nil {
-			kind, _ := p.storeKindOf(ctx, topo)
-			c, _ := p.inspect(ctx, topo.Name, topo.ContainerName(kind))
-			gone <- fmt.Sprintf("%s stopped during the backup (%s)", topo.ContainerName(kind), c.Describe())
-			stop()
+		c, err := p.storeContainer(ctx, topo)
+		if ctx.Err() != nil {
 			return
 		}
+		switch {
+		case err != nil:
+			gone <- fmt.Sprintf("could not be found during the backup (%v)", err)
+		case !c.Running():
+			gone <- fmt.Sprintf("%s stopped during the backup (%s)", c.Name, c.Describe())
+		default:
+			continue
+		}
+		stop()
+		return
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -171,7 +172,8 @@ while True:
 func (f Faults) waitDNS(ctx context.Context, node string) error {
 	names := []string{topology.ObjectStoreAlias}
 	for _, hp := range f.peers(node) {
-		names = append(names, strings.Split(hp, ":")[0])
+		host, _, _ := net.SplitHostPort(hp)
+		names = append(names, host)
 	}
 	out, err := f.exec(ctx, 35*time.Second, f.Topo.ContainerName(node), append([]string{"python3", "-c", dnsScript}, names...)...)
 	if err != nil {

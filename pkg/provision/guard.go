@@ -189,7 +189,7 @@ func GuardStatus(ctx context.Context, docker *client.Client, topo topology.Clust
 	if st.State == StateMissing {
 		return st, nil
 	}
-	text, err := p.logText(ctx, name, guardLogLines)
+	text, err := LogTail(ctx, docker, name, fmt.Sprint(guardLogLines))
 	if err != nil {
 		return st, fmt.Errorf("reading the guard's log: %w", err)
 	}

@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 )
 
@@ -72,7 +72,7 @@ func (p *Provisioner) failIfDead(ctx context.Context, name string) error {
 
 // lastLogs returns the last n lines a container wrote, indented.
 func (p *Provisioner) lastLogs(ctx context.Context, name string, n int) string {
-	text, err := p.logText(ctx, name, n)
+	text, err := LogTail(ctx, p.Docker, name, fmt.Sprint(n))
 	if err != nil {
 		return "    (logs unavailable: " + err.Error() + ")"
 	}
@@ -84,9 +84,10 @@ func (p *Provisioner) lastLogs(ctx context.Context, name string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// logText returns the last n lines a container wrote (stdout and stderr).
-func (p *Provisioner) logText(ctx context.Context, name string, n int) (string, error) {
-	rc, err := p.Docker.ContainerLogs(ctx, name, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: fmt.Sprint(n)})
+// LogTail returns the last lines a container wrote, stdout and stderr
+// together; tail is a line count or "all".
+func LogTail(ctx context.Context, docker *client.Client, name, tail string) (string, error) {
+	rc, err := docker.ContainerLogs(ctx, name, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: tail})
 	if err != nil {
 		return "", err
 	}
@@ -95,6 +96,3 @@ func (p *Provisioner) logText(ctx context.Context, name string, n int) (string, 
 	_, err = stdcopy.StdCopy(&out, &out, rc)
 	return out.String(), err
 }
-
-// stdcopyAll demultiplexes a container's output stream into w.
-func stdcopyAll(w io.Writer, r io.Reader) (int64, error) { return stdcopy.StdCopy(w, w, r) }

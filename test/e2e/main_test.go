@@ -22,7 +22,6 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/secrets"
 	"github.com/pgha/pgha/pkg/topology"
@@ -224,14 +223,11 @@ func (c *cluster) dumpLogs(t *testing.T) {
 // containerLogs returns the last lines of a container's log ("all" for all).
 func containerLogs(t *testing.T, name, tail string) string {
 	t.Helper()
-	rc, err := docker.ContainerLogs(context.Background(), name, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: tail})
+	out, err := provision.LogTail(context.Background(), docker, name, tail)
 	if err != nil {
 		return fmt.Sprintf("(no logs of %s: %v)", name, err)
 	}
-	defer rc.Close()
-	var out bytes.Buffer
-	_, _ = stdcopy.StdCopy(&out, &out, rc)
-	return out.String()
+	return out
 }
 
 // resources counts what carries the cluster's label on the engine.
