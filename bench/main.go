@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
-	"github.com/pgha/pgha/pkg/provision"
+	"github.com/pgha/pgha/pkg/cluster"
+	"github.com/pgha/pgha/pkg/engine"
+	"github.com/pgha/pgha/pkg/images"
+	"github.com/pgha/pgha/pkg/progress"
 	"github.com/pgha/pgha/pkg/topology"
 )
 
@@ -81,7 +83,7 @@ func timeCmd(bin string, args ...string) (float64, error) {
 
 func run(rounds int, cold bool, bin, out string) error {
 	ctx := context.Background()
-	docker, err := provision.Connect(ctx)
+	eng, err := connect(ctx)
 	if err != nil {
 		return err
 	}
@@ -93,7 +95,7 @@ func run(rounds int, cold bool, bin, out string) error {
 	if cold {
 		f := add("cold image build (no pgha images, Go build cache warm)")
 		for i := 0; i < rounds; i++ {
-			if _, err := provision.RemoveImages(ctx, docker); err != nil {
+			if _, err := images.Remove(ctx, eng); err != nil {
 				return err
 			}
 			d, err := timeCmd(bin, "images", "build")
@@ -107,7 +109,7 @@ func run(rounds int, cold bool, bin, out string) error {
 	noop := add("image build, nothing changed")
 	upF, verifyF, downF := add("up until ready (images present, no volumes)"), add("verify on a healthy cluster"), add("down -v")
 	baseF, ratioF := add("baseline: docker CLI by hand until ready"), add("ratio pgha up / baseline (same round)")
-	imgs, err := (&provision.Provisioner{Docker: docker, Progress: quiet{}}).ResolveImages(ctx)
+	imgs, err := (&images.Supplier{Engine: eng, Progress: progress.Discard{}}).Resolve(ctx)
 	if err != nil {
 		return err
 	}
@@ -169,10 +171,11 @@ func runFailover(rounds int, bin, out string, faults, profiles []string) error {
 		GuardDecision *figure `json:",omitempty"`
 	}
 	ctx := context.Background()
-	docker, err := provision.Connect(ctx)
+	eng, err := connect(ctx)
 	if err != nil {
 		return err
 	}
+	docker := cluster.NewDocker(eng, nil)
 	var rowsOut []row
 	for _, profile := range profiles {
 		name := fmt.Sprintf("bench-fo-%s-%d", profile, os.Getpid())
@@ -184,11 +187,11 @@ func runFailover(rounds int, bin, out string, faults, profiles []string) error {
 			pghaFault, noGuard := strings.CutSuffix(fault, "-noguard")
 			for i := 0; i < rounds; i++ {
 				if noGuard {
-					topo, err := provision.FindCluster(ctx, docker, name)
+					topo, err := docker.Find(ctx, name)
 					if err != nil {
 						return err
 					}
-					if err := docker.ContainerStop(ctx, topo.ContainerName(topology.GuardNode), container.StopOptions{}); err != nil {
+					if err := eng.API.ContainerStop(ctx, topo.ContainerName(topology.GuardNode), container.StopOptions{}); err != nil {
 						return fmt.Errorf("stopping the guard: %w", err)
 					}
 				}
@@ -263,13 +266,13 @@ func runFailover(rounds int, bin, out string, faults, profiles []string) error {
 
 // dumpLogs prints the last log lines of a cluster's Patroni containers before a
 // failed round's cluster is removed, so that the failure can be diagnosed.
-func dumpLogs(ctx context.Context, docker *client.Client, name string) {
-	topo, err := provision.FindCluster(ctx, docker, name)
+func dumpLogs(ctx context.Context, docker *cluster.Docker, name string) {
+	topo, err := docker.Find(ctx, name)
 	if err != nil {
 		return
 	}
 	for _, n := range topo.Patroni {
-		text, err := provision.LogTail(ctx, docker, topo.ContainerName(n.Name), "80")
+		text, err := docker.Engine.LogTail(ctx, topo.ContainerName(n.Name), "80")
 		if err != nil {
 			continue
 		}
@@ -277,11 +280,11 @@ func dumpLogs(ctx context.Context, docker *client.Client, name string) {
 	}
 }
 
-// quiet discards progress.
-type quiet struct{}
-
-func (quiet) Start(string)     {}
-func (quiet) Detail(string)    {}
-func (quiet) End(bool, string) {}
-func (quiet) Info(string)      {}
-func (quiet) Warn(string)      {}
+// connect reaches the engine pgha itself would use.
+func connect(ctx context.Context) (*engine.Engine, error) {
+	ep, err := engine.Locate("")
+	if err != nil {
+		return nil, err
+	}
+	return engine.Connect(ctx, ep)
+}

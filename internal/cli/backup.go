@@ -2,12 +2,14 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"github.com/pgha/pgha/pkg/progress"
 	"strings"
 	"time"
 
 	"github.com/pgha/pgha/pkg/backup"
-	"github.com/pgha/pgha/pkg/provision"
+	"github.com/pgha/pgha/pkg/ops"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
 )
@@ -26,13 +28,13 @@ from the cluster's first minute, so any backup plus the archive restores to a po
 				return usageError{err}
 			}
 			ctx := cmd.Context()
-			docker, topo, err := a.cluster(ctx, name)
+			st := a.newStatus()
+			defer st.Close()
+			o, err := a.ops(ctx, name, st)
 			if err != nil {
 				return err
 			}
-			st := a.newStatus()
-			defer st.Close()
-			b, err := (&provision.Provisioner{Docker: docker, Progress: st}).Backup(ctx, topo, provision.BackupOptions{Type: typ})
+			b, err := o.Backup(ctx, ops.BackupOptions{Type: typ})
 			if err != nil {
 				return err
 			}
@@ -68,11 +70,12 @@ func (a *app) newBackupListCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			docker, topo, err := a.cluster(ctx, name)
+			o, err := a.ops(ctx, name, nil)
 			if err != nil {
 				return err
 			}
-			repo, err := (&provision.Provisioner{Docker: docker, Progress: a.newStatus()}).Repo(ctx, topo)
+			topo := o.Topo
+			repo, err := o.Repo(ctx)
 			if err != nil {
 				return err
 			}
@@ -160,13 +163,14 @@ Exactly one of --to-time, --to-lsn and --latest.`,
 				return usageError{fmt.Errorf("a restore replaces every node's data: confirm with --yes when not at a terminal")}
 			}
 			ctx := cmd.Context()
-			docker, topo, err := a.cluster(ctx, name)
+			st := a.newStatus()
+			defer st.Close()
+			o, err := a.ops(ctx, name, st)
 			if err != nil {
 				return err
 			}
-			st := a.newStatus()
-			defer st.Close()
-			confirm := func(plan provision.RestorePlan) bool {
+			topo := o.Topo
+			confirm := func(plan ops.RestorePlan) bool {
 				if yes {
 					return true
 				}
@@ -177,8 +181,7 @@ Exactly one of --to-time, --to-lsn and --latest.`,
 				return answer == "y" || answer == "yes"
 			}
 			start := time.Now()
-			p := &provision.Provisioner{Docker: docker, Progress: st}
-			if _, err := p.Restore(ctx, topo, target, timeout, confirm); err != nil {
+			if _, err := o.Restore(ctx, target, timeout, confirm); err != nil {
 				return err
 			}
 			// Up has waited for every replica to stream; a minute covers a
@@ -202,4 +205,13 @@ Exactly one of --to-time, --to-lsn and --latest.`,
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "limit for the restore and the wait for a healthy cluster")
 	return cmd
+}
+
+// ops prepares the day-2 operations of a cluster that must exist.
+func (a *app) ops(ctx context.Context, name string, p progress.Progress) (*ops.Ops, error) {
+	b, topo, err := a.cluster(ctx, name, p)
+	if err != nil {
+		return nil, err
+	}
+	return ops.New(b, topo, p)
 }

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
 )
@@ -22,7 +21,7 @@ Resources pgha did not create are never touched. Nothing to remove is not an err
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			docker, err := a.engine(ctx)
+			b, err := a.backend(ctx, nil)
 			if err != nil {
 				return err
 			}
@@ -30,7 +29,7 @@ Resources pgha did not create are never touched. Nothing to remove is not an err
 			defer st.Close()
 			st.Start(fmt.Sprintf("Removing cluster %s", name))
 			start := time.Now()
-			res, err := provision.Down(ctx, docker, name, volumes)
+			res, err := b.Down(ctx, name, volumes)
 			if err != nil {
 				return err
 			}

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pgha/pgha/pkg/secrets"
 	"github.com/pgha/pgha/pkg/topology"
-	"github.com/pgha/pgha/pkg/verify"
 	"github.com/spf13/cobra"
 )
 
@@ -18,44 +16,32 @@ func (a *app) newEnvCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			_, topo, err := a.cluster(ctx, name)
+			_, acc, err := a.access(ctx, name)
 			if err != nil {
 				return err
 			}
-			store, err := secrets.For(name)
-			if err != nil {
-				return err
-			}
-			sec, err := store.Load()
-			if err != nil {
-				return fmt.Errorf("reading the secrets of cluster %s from %s: %w", name, store.Dir, err)
-			}
+			topo := acc.Topo
 			// PGPORT is the current primary's port; the first node's when none answers.
 			port := topo.Patroni[0].PGPort
-			for _, n := range topo.Patroni {
-				if st, err := verify.GetPatroni(ctx, n.RESTPort); err == nil && st.Leading() {
-					port = n.PGPort
-				}
-			}
-			var hosts []string
-			for _, n := range topo.Patroni {
-				hosts = append(hosts, fmt.Sprintf("127.0.0.1:%d", n.PGPort))
+			if primary, _ := acc.Primary(ctx); primary != "" {
+				n, _ := topo.PatroniNode(primary)
+				port = n.PGPort
 			}
 			exports := [][2]string{
-				{"PGHOST", "127.0.0.1"},
+				{"PGHOST", acc.Host},
 				{"PGPORT", fmt.Sprint(port)},
 				{"PGUSER", topology.SuperUser},
-				{"PGPASSWORD", sec.SuperuserPassword},
+				{"PGPASSWORD", acc.Creds.SuperuserPassword},
 				{"PGDATABASE", "postgres"},
-				{"DATABASE_URL", fmt.Sprintf("postgres://%s:%s@%s/postgres?target_session_attrs=read-write", topology.SuperUser, sec.SuperuserPassword, strings.Join(hosts, ","))},
+				{"DATABASE_URL", acc.MultiHostURL()},
 				{"ETCDCTL_API", "3"},
-				{"ETCDCTL_ENDPOINTS", strings.Join(topo.EtcdEndpointsHost(), ",")},
+				{"ETCDCTL_ENDPOINTS", strings.Join(acc.EtcdEndpoints(), ",")},
 				{"PGHA_REST_USER", topology.RESTUser},
-				{"PGHA_REST_PASSWORD", sec.RESTPassword},
-				{"AWS_ACCESS_KEY_ID", sec.S3AccessKey},
-				{"AWS_SECRET_ACCESS_KEY", sec.S3SecretKey},
-				{"AWS_ENDPOINT_URL", fmt.Sprintf("https://127.0.0.1:%d", topo.ObjectStore.APIPort)},
-				{"AWS_CA_BUNDLE", store.CAPath()},
+				{"PGHA_REST_PASSWORD", acc.Creds.RESTPassword},
+				{"AWS_ACCESS_KEY_ID", acc.Creds.S3AccessKey},
+				{"AWS_SECRET_ACCESS_KEY", acc.Creds.S3SecretKey},
+				{"AWS_ENDPOINT_URL", "https://" + acc.S3Addr()},
+				{"AWS_CA_BUNDLE", acc.Creds.CAFile},
 			}
 			for _, e := range exports {
 				fmt.Fprintf(a.stdout, "export %s=%s\n", e[0], shellQuote(e[1]))

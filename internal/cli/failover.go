@@ -3,13 +3,14 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
-	"github.com/docker/docker/client"
+	"github.com/pgha/pgha/pkg/cluster"
+	"github.com/pgha/pgha/pkg/failover"
+	"github.com/pgha/pgha/pkg/faults"
 	"github.com/pgha/pgha/pkg/guard"
-	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/topology"
-	"github.com/pgha/pgha/pkg/verify"
 	"github.com/spf13/cobra"
 )
 
@@ -35,22 +36,24 @@ the time until a new leader key appears in etcd, the client-observed write unava
 Then heal the target and wait until it streams from the new primary, check that every
 acknowledged id is on the new primary and nothing else is, and verify the cluster.
 
-Faults: stop (graceful, SIGTERM), kill (SIGKILL), pause (frozen for --pause-for),
-partition (cut off the cluster network for --pause-for; watched from inside its container).
+Faults:
+` + faults.Help() + `
+
+The fault is healed on every way out: an interrupted test (Ctrl-C, a timeout, an
+error) starts, unpauses or reconnects its target before pgha exits.
 Exit 1 when no new primary appears, the old primary does not rejoin, the cluster does not
 verify afterwards, or acknowledged writes are lost in strict synchronous mode.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch f.fault {
-			case verify.FaultStop, verify.FaultKill, verify.FaultPause, verify.FaultPartition:
-			default:
-				return usageError{fmt.Errorf("unknown fault %q: use stop, kill, pause or partition", f.fault)}
+			fault, err := faults.Lookup(f.fault)
+			if err != nil {
+				return usageError{err}
 			}
-			return a.runScenario(cmd, f, verify.FailoverOptions{Fault: f.fault, Target: f.target})
+			return a.runScenario(cmd, f, failover.Options{Fault: fault, Target: f.target})
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&f.fault, "fault", verify.FaultStop, "stop, kill, pause or partition")
+	cmd.Flags().StringVar(&f.fault, "fault", faults.Stop{}.Name(), strings.Join(faults.Names(), ", "))
 	cmd.Flags().StringVar(&f.target, "target", "primary", "the node to fault: primary or a node name")
 	cmd.Flags().DurationVar(&f.pauseFor, "pause-for", 0, "how long pause and partition last (default: the leader TTL + 10 s)")
 	return cmd
@@ -63,7 +66,7 @@ func (a *app) newSwitchoverCommand() *cobra.Command {
 		Short: "A planned switchover through Patroni's REST API, with the write unavailability measured",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runScenario(cmd, f, verify.FailoverOptions{Fault: verify.FaultSwitchover, Target: "primary", SwitchTo: f.to})
+			return a.runScenario(cmd, f, failover.Options{Target: "primary", SwitchTo: f.to})
 		},
 	}
 	f.register(cmd)
@@ -78,51 +81,37 @@ func (f *failoverFlags) register(cmd *cobra.Command) {
 }
 
 // runScenario runs a failover test or a switchover and reports it.
-func (a *app) runScenario(cmd *cobra.Command, f *failoverFlags, opts verify.FailoverOptions) error {
+func (a *app) runScenario(cmd *cobra.Command, f *failoverFlags, opts failover.Options) error {
 	ctx := cmd.Context()
-	docker, topo, err := a.cluster(ctx, f.name)
+	target, err := a.verifyTarget(ctx, f.name, 16<<20)
 	if err != nil {
 		return err
 	}
+	b, _ := a.backend(ctx, nil)
+	topo := target.Topo
 	if opts.SwitchTo != "" {
 		if _, ok := topo.PatroniNode(opts.SwitchTo); !ok {
 			return usageError{fmt.Errorf("--to %q is not a Patroni node of cluster %s", opts.SwitchTo, f.name)}
 		}
-	}
-	creds, err := loadCredentials(f.name)
-	if err != nil {
-		return err
-	}
-	sec, err := loadSecrets(f.name)
-	if err != nil {
-		return err
-	}
-	kind, err := provision.StoreKind(ctx, docker, topo)
-	if err != nil {
-		return err
 	}
 	opts.PauseFor = f.pauseFor
 	if opts.PauseFor == 0 {
 		opts.PauseFor = time.Duration(topo.Timing().TTL+10) * time.Second
 	}
 	opts.Timeout = f.timeout
-	opts.REST = verify.RESTAuth{User: topology.RESTUser, Password: sec.RESTPassword}
-	target := verify.Target{
-		Topo: topo, Creds: creds, MaxLag: 16 << 20, StoreKind: kind,
-		Injector: provision.Faults{Docker: docker, Topo: topo},
-	}
-	guardBefore, err := guardReport(ctx, docker, topo)
+	env := failover.Env{Check: target, Faults: faults.Target{Backend: b, Topo: topo}}
+	guardBefore, err := guardReport(ctx, b, topo)
 	if err != nil {
 		return err
 	}
 	st := a.newStatus()
 	defer st.Close()
-	st.Start(fmt.Sprintf("%s on %s of cluster %s (profile %s, synchronous mode %s, guard %s)", opts.Fault, opts.Target, f.name, topo.Profile, topo.SynchronousMode, guardBefore.State))
+	st.Start(fmt.Sprintf("%s on %s of cluster %s (profile %s, synchronous mode %s, guard %s)", opts.Name(), opts.Target, f.name, topo.Profile, topo.SynchronousMode, guardBefore.State))
 	began := time.Now()
-	rep, last, err := verify.RunFailover(ctx, target, opts)
+	rep, last, err := failover.Run(ctx, env, opts)
 	rep.Guard = guardBefore
 	if topo.Guard {
-		if after, gerr := provision.GuardStatus(ctx, docker, topo); gerr == nil {
+		if after, gerr := b.GuardStatus(context.WithoutCancel(ctx), topo); gerr == nil {
 			rep.Guard.Decision = guard.DecisionOn(after.Records, rep.Target, began)
 		}
 	}
@@ -150,7 +139,7 @@ func (a *app) runScenario(cmd *cobra.Command, f *failoverFlags, opts verify.Fail
 	return nil
 }
 
-func (a *app) printFailover(r verify.FailoverReport) {
+func (a *app) printFailover(r failover.Report) {
 	sec := func(v float64) string { return fmt.Sprintf("%.2f s", v) }
 	rows := [][]string{
 		{"fault", fmt.Sprintf("%s on %s", r.Fault, r.Target)},
@@ -173,22 +162,22 @@ func (a *app) printFailover(r verify.FailoverReport) {
 		}
 		rows = append(rows, []string{"guard decision", d.Summary() + took + ": " + d.Reason})
 	}
-	if r.Fault == verify.FaultPartition && r.TargetWasLeader {
+	if r.IsolatedStoppedWritesSec != 0 {
 		rows = append(rows, []string{"isolated old primary stopped taking writes after", sec(r.IsolatedStoppedWritesSec)})
 	}
 	a.printTable([]string{"MEASURE", "VALUE"}, rows)
 }
 
 // guardReport says whether the cluster's guard is on and watching now.
-func guardReport(ctx context.Context, docker *client.Client, topo topology.Cluster) (verify.GuardReport, error) {
+func guardReport(ctx context.Context, b *cluster.Docker, topo topology.Cluster) (failover.GuardReport, error) {
 	if !topo.Guard {
-		return verify.GuardReport{State: "off"}, nil
+		return failover.GuardReport{State: "off"}, nil
 	}
-	g, err := provision.GuardStatus(ctx, docker, topo)
+	g, err := b.GuardStatus(ctx, topo)
 	if err != nil {
-		return verify.GuardReport{}, err
+		return failover.GuardReport{}, err
 	}
-	r := verify.GuardReport{Enabled: true, Active: g.Watching, State: "active"}
+	r := failover.GuardReport{Enabled: true, Active: g.Watching, State: "active"}
 	if !g.Watching {
 		r.State = "inactive (" + g.State + ")"
 	}

@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"github.com/pgha/pgha/pkg/clients"
 	"github.com/pgha/pgha/pkg/guard"
-	"github.com/pgha/pgha/pkg/verify"
 	"github.com/spf13/cobra"
 )
 
@@ -17,17 +17,17 @@ func (a *app) newGuardCommand() *cobra.Command {
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			docker, topo, err := a.cluster(ctx, name)
+			b, topo, err := a.cluster(ctx, name, nil)
 			if err != nil {
 				return err
 			}
 			// etcd through the cluster network, under the members' host names.
-			etcd, err := verify.NewEtcdClient(topo.EtcdEndpointsInternal())
+			etcd, err := clients.NewEtcd(topo.EtcdEndpointsInternal())
 			if err != nil {
 				return err
 			}
 			defer etcd.Close()
-			g := &guard.Guard{Engine: docker, Etcd: etcd, Topo: topo, Log: a.stdout}
+			g := &guard.Guard{Engine: b.Engine.API, Etcd: etcd, Topo: topo, Log: a.stdout}
 			return g.Run(ctx)
 		},
 	}

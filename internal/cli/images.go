@@ -1,9 +1,8 @@
 package cli
 
 import (
-	"time"
-
-	"github.com/pgha/pgha/pkg/provision"
+	"github.com/pgha/pgha/pkg/images"
+	"github.com/pgha/pgha/pkg/progress"
 	"github.com/spf13/cobra"
 )
 
@@ -37,22 +36,23 @@ func (a *app) newImagesCommand() *cobra.Command {
 
 func (a *app) images(cmd *cobra.Command, output string, build bool) error {
 	ctx := cmd.Context()
-	docker, err := a.engine(ctx)
+	eng, err := a.engine(ctx)
 	if err != nil {
 		return err
 	}
 	st := a.newStatus()
 	defer st.Close()
-	p := &provision.Provisioner{Docker: docker, Progress: st}
-	st.Start("Resolving images")
-	start := time.Now()
-	set, err := p.ResolveImages(ctx)
+	sup := &images.Supplier{Engine: eng, Progress: st}
+	var set images.ImageSet
+	err = progress.Step(st, "Resolving images", func() (string, error) {
+		set, err = sup.Resolve(ctx)
+		return "Images resolved", err
+	})
 	if err != nil {
 		return err
 	}
-	st.End(true, "Images resolved ("+time.Since(start).Round(time.Millisecond).String()+")")
 	if build {
-		if err := p.BuildImages(ctx, &set); err != nil {
+		if err := sup.Build(ctx, &set); err != nil {
 			return err
 		}
 	}
@@ -60,7 +60,7 @@ func (a *app) images(cmd *cobra.Command, output string, build bool) error {
 		return printJSON(a.stdout, set)
 	}
 	var rows [][]string
-	for _, im := range []provision.Image{set.Patroni, set.Etcd, set.ObjectStore, set.Guard} {
+	for _, im := range set.All() {
 		state := "present"
 		switch {
 		case im.Unavailable != "":

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pgha/pgha/pkg/clients"
 	"github.com/pgha/pgha/pkg/topology"
-	"github.com/pgha/pgha/pkg/verify"
 	"github.com/spf13/cobra"
 )
 
@@ -32,14 +32,14 @@ primary would keep the leadership). --values prints each value in full, JSON ind
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			_, topo, err := a.cluster(ctx, name)
+			_, acc, err := a.access(ctx, name)
 			if err != nil {
 				return err
 			}
 			if prefix == "" {
-				prefix = topo.KeyPrefix()
+				prefix = acc.Topo.KeyPrefix()
 			}
-			ks, err := verify.EtcdKeys(ctx, topo, prefix)
+			ks, err := acc.EtcdKeys(ctx, prefix)
 			if err != nil {
 				return err
 			}
@@ -75,7 +75,7 @@ primary would keep the leadership). --values prints each value in full, JSON ind
 	return etcd
 }
 
-func ttlNote(k verify.EtcdKey) string {
+func ttlNote(k clients.EtcdKey) string {
 	if k.Lease == 0 {
 		return ""
 	}
@@ -92,11 +92,11 @@ func (a *app) newInspectClusterCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			_, topo, err := a.cluster(ctx, name)
+			_, acc, err := a.access(ctx, name)
 			if err != nil {
 				return err
 			}
-			view, err := verify.GetCluster(ctx, topo)
+			view, err := acc.Cluster(ctx)
 			if err != nil {
 				return err
 			}

@@ -1,5 +1,6 @@
 // Package cli is pgha's command line: one file per command, output rendering
-// and the progress display. It owns the process's one Docker client.
+// and the progress display. It locates the engine and owns the process's one
+// Docker client.
 package cli
 
 import (
@@ -11,8 +12,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/docker/docker/client"
-	"github.com/pgha/pgha/pkg/provision"
+	"github.com/pgha/pgha/pkg/clients"
+	"github.com/pgha/pgha/pkg/cluster"
+	"github.com/pgha/pgha/pkg/engine"
+	"github.com/pgha/pgha/pkg/progress"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -39,13 +42,18 @@ type app struct {
 	stderrTTY      bool
 	color          bool
 	verbose        bool
-	docker         *client.Client
+	// contextName is --context: the docker context to use.
+	contextName string
+	eng         *engine.Engine
 }
 
 // Main runs pgha with the process's arguments and returns its exit code.
 func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first Ctrl-C cancels the command, which then heals and cleans up;
+	// a second one is not swallowed: it ends pgha at once.
+	go func() { <-ctx.Done(); stop() }()
 	a := &app{
 		stdin:      os.Stdin,
 		stdinTTYFn: func() bool { return term.IsTerminal(int(os.Stdin.Fd())) },
@@ -64,8 +72,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	err := root.ExecuteContext(ctx)
-	if a.docker != nil {
-		a.docker.Close()
+	if a.eng != nil {
+		a.eng.Close()
 	}
 	switch {
 	case err == nil:
@@ -102,6 +110,7 @@ automatic failover, and an S3 object store, all on one bridge network, then prov
 		Version:       version,
 	}
 	root.PersistentFlags().BoolVar(&a.verbose, "verbose", false, "show the output of long steps (builds, waits)")
+	root.PersistentFlags().StringVar(&a.contextName, "context", "", "the docker context to use (default: DOCKER_HOST, then DOCKER_CONTEXT, then the Docker CLI's current context)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		a.newUpCommand(),
@@ -121,28 +130,52 @@ automatic failover, and an S3 object store, all on one bridge network, then prov
 	return root
 }
 
-// engine returns the process's Docker client, connecting on first use.
-func (a *app) engine(ctx context.Context) (*client.Client, error) {
-	if a.docker != nil {
-		return a.docker, nil
+// engine returns the process's engine, located as the docker CLI does and
+// connected on first use.
+func (a *app) engine(ctx context.Context) (*engine.Engine, error) {
+	if a.eng != nil {
+		return a.eng, nil
 	}
-	cli, err := provision.Connect(ctx)
+	ep, err := engine.Locate(a.contextName)
 	if err != nil {
 		return nil, err
 	}
-	a.docker = cli
-	return cli, nil
+	eng, err := engine.Connect(ctx, ep)
+	if err != nil {
+		return nil, err
+	}
+	a.eng = eng
+	return eng, nil
+}
+
+// backend is the engine as a cluster backend, reporting progress to p (nil: none).
+func (a *app) backend(ctx context.Context, p progress.Progress) (*cluster.Docker, error) {
+	eng, err := a.engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cluster.NewDocker(eng, p), nil
 }
 
 // cluster connects to the engine and reads the named cluster's topology; a
 // cluster that does not exist is a clear error.
-func (a *app) cluster(ctx context.Context, name string) (*client.Client, topology.Cluster, error) {
-	docker, err := a.engine(ctx)
+func (a *app) cluster(ctx context.Context, name string, p progress.Progress) (*cluster.Docker, topology.Cluster, error) {
+	b, err := a.backend(ctx, p)
 	if err != nil {
 		return nil, topology.Cluster{}, err
 	}
-	topo, err := provision.FindCluster(ctx, docker, name)
-	return docker, topo, err
+	topo, err := b.Find(ctx, name)
+	return b, topo, err
+}
+
+// access is how a cluster's services are reached, with its credentials.
+func (a *app) access(ctx context.Context, name string) (*cluster.Docker, clients.Access, error) {
+	b, topo, err := a.cluster(ctx, name, nil)
+	if err != nil {
+		return nil, clients.Access{}, err
+	}
+	acc, err := cluster.AccessFor(b, topo)
+	return b, acc, err
 }
 
 // stdinTTY says whether a person can answer a question on stdin.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
 )
@@ -28,11 +27,11 @@ func (a *app) newStatusCommand() *cobra.Command {
 // containers are listed on stderr after the table.
 func (a *app) showStatus(cmd *cobra.Command, name, output string) error {
 	ctx := cmd.Context()
-	docker, err := a.engine(ctx)
+	b, err := a.backend(ctx, nil)
 	if err != nil {
 		return err
 	}
-	st, err := provision.Status(ctx, docker, name)
+	st, err := b.Status(ctx, name)
 	if err != nil {
 		return err
 	}

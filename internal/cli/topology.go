@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"reflect"
 
-	"github.com/docker/docker/client"
-	"github.com/pgha/pgha/pkg/provision"
+	"github.com/pgha/pgha/pkg/cluster"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
 )
@@ -37,7 +36,7 @@ func (f *topologyFlags) register(cmd *cobra.Command) {
 
 // resolve returns the topology to build. Without -f or count flags, an existing
 // cluster keeps the topology it was created with; a different one is refused.
-func (f *topologyFlags) resolve(ctx context.Context, cmd *cobra.Command, docker *client.Client) (topology.Cluster, []string, error) {
+func (f *topologyFlags) resolve(ctx context.Context, cmd *cobra.Command, b cluster.Backend) (topology.Cluster, []string, error) {
 	changed := cmd.Flags().Changed
 	if f.file != "" && (changed("etcd") || changed("patroni")) {
 		return topology.Cluster{}, nil, usageError{errors.New("--etcd and --patroni cannot be combined with -f: set the nodes in the file")}
@@ -55,11 +54,11 @@ func (f *topologyFlags) resolve(ctx context.Context, cmd *cobra.Command, docker 
 		}
 	case !changed("etcd") && !changed("patroni") && !changed("port-offset") && !changed("profile") && !changed("sync") && !changed("guard"):
 		// Plain `up` on an existing cluster keeps the topology it was made with.
-		existing, err := provision.FindCluster(ctx, docker, f.name)
+		existing, err := b.Find(ctx, f.name)
 		if err == nil {
 			return existing, nil, nil
 		}
-		if !errors.As(err, new(provision.ErrNoCluster)) {
+		if !errors.As(err, new(cluster.ErrNoCluster)) {
 			return want, nil, err
 		}
 		fallthrough
@@ -83,8 +82,8 @@ func (f *topologyFlags) resolve(ctx context.Context, cmd *cobra.Command, docker 
 		return want, nil, err
 	}
 	warnings = append(warnings, w...)
-	existing, err := provision.FindCluster(ctx, docker, want.Name)
-	if err != nil && !errors.As(err, new(provision.ErrNoCluster)) {
+	existing, err := b.Find(ctx, want.Name)
+	if err != nil && !errors.As(err, new(cluster.ErrNoCluster)) {
 		return want, nil, err
 	}
 	if err == nil && !reflect.DeepEqual(existing, want) {

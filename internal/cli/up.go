@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pgha/pgha/pkg/provision"
 	"github.com/spf13/cobra"
 )
 
@@ -27,22 +26,21 @@ On a running cluster it changes nothing.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			docker, err := a.engine(ctx)
-			if err != nil {
-				return err
-			}
-			topo, warnings, err := f.topology.resolve(ctx, cmd, docker)
-			if err != nil {
-				return err
-			}
 			st := a.newStatus()
 			defer st.Close()
+			b, err := a.backend(ctx, st)
+			if err != nil {
+				return err
+			}
+			topo, warnings, err := f.topology.resolve(ctx, cmd, b)
+			if err != nil {
+				return err
+			}
 			for _, w := range warnings {
 				st.Warn(w)
 			}
 			start := time.Now()
-			p := &provision.Provisioner{Docker: docker, Progress: st}
-			res, err := p.Up(ctx, topo, f.timeout)
+			res, err := b.Up(ctx, topo, f.timeout)
 			if err != nil {
 				return err
 			}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/pgha/pgha/pkg/verify"
 	"github.com/spf13/cobra"
@@ -81,15 +80,12 @@ func (a *app) verifyUntil(ctx context.Context, name string, d time.Duration) (ve
 
 // verifyTarget is what the checks need to know of a cluster.
 func (a *app) verifyTarget(ctx context.Context, name string, maxLag int64) (verify.Target, error) {
-	docker, topo, err := a.cluster(ctx, name)
+	b, acc, err := a.access(ctx, name)
 	if err != nil {
 		return verify.Target{}, err
 	}
-	creds, err := loadCredentials(name)
-	if err != nil {
-		return verify.Target{}, err
-	}
-	kind, err := provision.StoreKind(ctx, docker, topo)
+	topo := acc.Topo
+	kind, err := b.StoreKind(ctx, topo)
 	if err != nil {
 		return verify.Target{}, err
 	}
@@ -97,12 +93,11 @@ func (a *app) verifyTarget(ctx context.Context, name string, maxLag int64) (veri
 		kind = topology.StoreVersityGW
 	}
 	return verify.Target{
-		Topo:      topo,
-		Creds:     creds,
+		Access:    acc,
 		MaxLag:    maxLag,
 		StoreKind: kind,
 		ContainerState: func(ctx context.Context, node string) string {
-			return provision.ContainerState(context.WithoutCancel(ctx), docker, topo, node)
+			return b.ContainerState(context.WithoutCancel(ctx), topo, node)
 		},
 	}, nil
 }

@@ -9,6 +9,7 @@ package guard
 
 import (
 	"fmt"
+	"github.com/docker/docker/api/types/container"
 	"strings"
 
 	"github.com/pgha/pgha/pkg/topology"
@@ -19,8 +20,8 @@ type Container struct {
 	Found      bool
 	Name       string // without the engine's leading "/"
 	Labels     map[string]string
-	Status     string // created, running, paused, restarting, removing, exited, dead
-	Running    bool   // true also while paused
+	Status     container.ContainerState // created, running, paused, restarting, removing, exited, dead
+	Running    bool                     // true also while paused
 	Paused     bool
 	Restarting bool
 	ExitCode   int
@@ -90,7 +91,7 @@ func Decide(f Facts) Verdict {
 		return keep("%s is restarting", member)
 	case c.Running:
 		return keep("%s is running (again)", member)
-	case c.Status != "exited" && c.Status != "dead":
+	case c.Status != container.StateExited && c.Status != container.StateDead:
 		// created or removing: not a confirmed end of a run.
 		return keep("%s is %q, not a confirmed exit", member, c.Status)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	cerrdefs "github.com/containerd/errdefs"
 	"io"
 	"strings"
 	"sync"
@@ -12,7 +13,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
 	"github.com/pgha/pgha/pkg/topology"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -190,7 +190,7 @@ func (g *Guard) once(ctx context.Context, event, id string, at time.Time) (Recor
 	rec.ConfirmMs = ms(time.Since(asked))
 	c := Container{}
 	switch {
-	case client.IsErrNotFound(err):
+	case cerrdefs.IsNotFound(err):
 	case err != nil:
 		return fail("inspecting container "+shortID(id), err)
 	default:
@@ -259,7 +259,7 @@ func containerFacts(info container.InspectResponse) Container {
 		c.Labels = info.Config.Labels
 	}
 	if st := info.State; st != nil {
-		c.Status, c.Running, c.Paused, c.Restarting = string(st.Status), st.Running, st.Paused, st.Restarting
+		c.Status, c.Running, c.Paused, c.Restarting = st.Status, st.Running, st.Paused, st.Restarting
 		c.ExitCode, c.OOMKilled = st.ExitCode, st.OOMKilled
 	}
 	return c

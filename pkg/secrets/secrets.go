@@ -23,7 +23,10 @@ type Secrets struct {
 }
 
 // Store is the state directory of one cluster.
-type Store struct{ Dir string }
+type Store struct {
+	Cluster string
+	Dir     string
+}
 
 // StateRoot is where pgha keeps per-cluster state: $PGHA_STATE_DIR, else
 // $XDG_STATE_HOME/pgha, else ~/.local/state/pgha.
@@ -47,7 +50,7 @@ func For(cluster string) (Store, error) {
 	if err != nil {
 		return Store{}, err
 	}
-	return Store{Dir: filepath.Join(root, cluster)}, nil
+	return Store{Cluster: cluster, Dir: filepath.Join(root, cluster)}, nil
 }
 
 func (s Store) path(name string) string { return filepath.Join(s.Dir, name) }

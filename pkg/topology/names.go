@@ -46,18 +46,6 @@ func (c Cluster) EtcdEndpointsInternal() []string {
 	return eps
 }
 
-// EtcdEndpointsHost are the client URLs through the loopback ports.
-func (c Cluster) EtcdEndpointsHost() []string {
-	var eps []string
-	for _, e := range c.Etcd {
-		eps = append(eps, e.HostEndpoint())
-	}
-	return eps
-}
-
-// HostEndpoint is the member's client URL through its loopback port.
-func (e EtcdNode) HostEndpoint() string { return fmt.Sprintf("http://127.0.0.1:%d", e.ClientPort) }
-
 // EtcdInitialCluster is etcd's --initial-cluster value.
 func (c Cluster) EtcdInitialCluster() string {
 	s := ""
@@ -93,4 +81,31 @@ func (c Cluster) KeyPrefix() string {
 		ns += "/"
 	}
 	return ns + c.Scope + "/"
+}
+
+// EtcdNames are the etcd members' names.
+func (c Cluster) EtcdNames() []string {
+	var out []string
+	for _, e := range c.Etcd {
+		out = append(out, e.Name)
+	}
+	return out
+}
+
+// PatroniNames are the Patroni nodes' names.
+func (c Cluster) PatroniNames() []string {
+	var out []string
+	for _, n := range c.Patroni {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// ContainerNames are the container names of nodes.
+func (c Cluster) ContainerNames(nodes []string) []string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, c.ContainerName(n))
+	}
+	return out
 }

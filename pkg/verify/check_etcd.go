@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgha/pgha/pkg/clients"
 	"github.com/pgha/pgha/pkg/secrets"
 )
 
@@ -16,7 +17,7 @@ import (
 // topology, a test key written and read back.
 func checkEtcd(ctx context.Context, t Target, out *rows) {
 	const g = "etcd"
-	cli, err := NewEtcdClient(t.Topo.EtcdEndpointsHost())
+	cli, err := t.Etcd()
 	if err != nil {
 		out.add(Check{Group: g, Name: "etcd client", Detail: err.Error()})
 		return
@@ -38,10 +39,10 @@ func checkEtcd(ctx context.Context, t Target, out *rows) {
 			start := time.Now()
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			st, err := cli.Status(cctx, e.HostEndpoint())
+			st, err := cli.Status(cctx, t.EtcdEndpoint(e))
 			res[i].took = time.Since(start)
 			if err != nil {
-				res[i].err = t.why(ctx, e.Name, fmt.Errorf("%s unreachable at 127.0.0.1:%d: %v", e.Name, e.ClientPort, shortErr(err)))
+				res[i].err = t.why(ctx, e.Name, fmt.Errorf("%s unreachable at %s: %v", e.Name, t.Addr(e.ClientPort), clients.ShortErr(err)))
 				return
 			}
 			res[i].leader, res[i].id, res[i].version = st.Leader, st.Header.MemberId, st.Version
@@ -92,7 +93,7 @@ func checkEtcd(ctx context.Context, t Target, out *rows) {
 		defer cancel()
 		ml, err := cli.MemberList(cctx)
 		if err != nil {
-			return "", fmt.Errorf("member list: %v", shortErr(err))
+			return "", fmt.Errorf("member list: %v", clients.ShortErr(err))
 		}
 		var got, want []string
 		for _, m := range ml.Members {
@@ -114,28 +115,16 @@ func checkEtcd(ctx context.Context, t Target, out *rows) {
 		defer cancel()
 		key, val := "/pgha/verify/"+secrets.Random(8), time.Now().UTC().Format(time.RFC3339Nano)
 		if _, err := cli.Put(cctx, key, val); err != nil {
-			return "", fmt.Errorf("writing %s: %v", key, shortErr(err))
+			return "", fmt.Errorf("writing %s: %v", key, clients.ShortErr(err))
 		}
 		defer cli.Delete(context.WithoutCancel(cctx), key)
 		got, err := cli.Get(cctx, key)
 		if err != nil {
-			return "", fmt.Errorf("reading %s: %v", key, shortErr(err))
+			return "", fmt.Errorf("reading %s: %v", key, clients.ShortErr(err))
 		}
 		if len(got.Kvs) != 1 || string(got.Kvs[0].Value) != val {
 			return "", fmt.Errorf("read back %d values for %s", len(got.Kvs), key)
 		}
 		return "test key written, read back and deleted", nil
 	})
-}
-
-// shortErr trims gRPC's wrapping to the part a person needs.
-func shortErr(err error) string {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "no answer in time"
-	}
-	msg := err.Error()
-	if i := strings.LastIndex(msg, "desc = "); i >= 0 {
-		msg = msg[i+len("desc = "):]
-	}
-	return msg
 }

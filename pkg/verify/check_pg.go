@@ -9,19 +9,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgha/pgha/pkg/clients"
 	"github.com/pgha/pgha/pkg/secrets"
 	"github.com/pgha/pgha/pkg/topology"
 )
 
-// ConnString is a libpq URL to one node through its loopback port.
-func ConnString(port int, password string) string {
-	return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=3&application_name=pgha", topology.SuperUser, password, port)
-}
-
 // nodeProbe is what a node says through Patroni and PostgreSQL.
 type nodeProbe struct {
 	node       topology.PGNode
-	patroni    PatroniState
+	patroni    clients.PatroniState
 	patroniErr error
 	patroniDur time.Duration
 	conn       *pgx.Conn
@@ -44,12 +40,12 @@ func checkPatroniAndPostgres(ctx context.Context, t Target, out *rows) {
 		go func(p *nodeProbe) {
 			defer wg.Done()
 			start := time.Now()
-			p.patroni, p.patroniErr = GetPatroni(ctx, n.RESTPort)
+			p.patroni, p.patroniErr = t.Patroni(ctx, n.Name)
 			p.patroniDur = time.Since(start)
 			start = time.Now()
 			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
-			p.conn, p.connErr = pgx.Connect(cctx, ConnString(n.PGPort, t.Creds.SuperuserPassword))
+			p.conn, p.connErr = t.Connect(cctx, n.Name)
 			if p.connErr == nil {
 				p.connErr = p.conn.QueryRow(cctx, "SELECT pg_is_in_recovery()").Scan(&p.inRecovery)
 			}
@@ -72,7 +68,7 @@ func checkPatroniAndPostgres(ctx context.Context, t Target, out *rows) {
 		c := Check{Group: "patroni", Name: p.node.Name, Duration: p.patroniDur}
 		switch st := p.patroni; {
 		case p.patroniErr != nil:
-			c.Detail = t.why(ctx, p.node.Name, fmt.Errorf("REST API not answering on 127.0.0.1:%d", p.node.RESTPort)).Error()
+			c.Detail = t.why(ctx, p.node.Name, fmt.Errorf("REST API not answering on %s", t.Addr(p.node.RESTPort))).Error()
 		case st.Leading():
 			c.OK, c.Detail = true, fmt.Sprintf("primary, timeline %d", st.Timeline)
 			primaries = append(primaries, p.node.Name)
@@ -107,7 +103,7 @@ func checkPatroniAndPostgres(ctx context.Context, t Target, out *rows) {
 		// Only a synchronous standby may take over in synchronous mode, and
 		// the leader names one a loop or two after the replicas stream.
 		timed(out, "patroni", "synchronous standby", func() (string, error) {
-			view, err := GetCluster(ctx, t.Topo)
+			view, err := t.Cluster(ctx)
 			if err != nil {
 				return "", err
 			}
@@ -129,10 +125,10 @@ func checkPatroniAndPostgres(ctx context.Context, t Target, out *rows) {
 		c := Check{Group: "postgres", Name: p.node.Name + " recovery state", Duration: p.pgDur}
 		switch {
 		case p.connErr != nil:
-			c.Detail = t.why(ctx, p.node.Name, fmt.Errorf("cannot query 127.0.0.1:%d: %v", p.node.PGPort, pgErr(p.connErr))).Error()
+			c.Detail = t.why(ctx, p.node.Name, fmt.Errorf("cannot query %s: %v", t.Addr(p.node.PGPort), clients.PGErr(p.connErr))).Error()
 		case p.patroniErr != nil:
 			c.Detail = fmt.Sprintf("pg_is_in_recovery() = %v, but Patroni does not answer", p.inRecovery)
-		case p.inRecovery == (p.patroni.Role == RolePrimary):
+		case p.inRecovery == (p.patroni.Role == clients.RolePrimary):
 			c.Detail = fmt.Sprintf("pg_is_in_recovery() = %v, but Patroni says %s", p.inRecovery, p.patroni.Role)
 		default:
 			c.OK, c.Detail = true, fmt.Sprintf("pg_is_in_recovery() = %v, agrees with Patroni (%s)", p.inRecovery, p.patroni.Role)
@@ -156,52 +152,8 @@ func checkPatroniAndPostgres(ctx context.Context, t Target, out *rows) {
 		return checkMarker(ctx, primary.conn, replicas)
 	})
 	timed(out, "postgres", "WAL archived to the object store", func() (string, error) {
-		return ArchiveCurrentWAL(ctx, primary.conn, primary.node.Name)
+		return clients.ArchiveCurrentWAL(ctx, primary.conn, primary.node.Name)
 	})
-}
-
-// ArchiveCurrentWAL closes the primary's current WAL segment and waits until
-// archive_command (pgBackRest) has stored it in the object store.
-func ArchiveCurrentWAL(ctx context.Context, conn *pgx.Conn, node string) (string, error) {
-	start := time.Now()
-	// A switch on a segment with no WAL since the last switch does nothing
-	// and names the empty current segment, which would never be archived. A
-	// transaction's commit record gives the segment WAL to close and, for a
-	// restore, a commit after every earlier one: recovery to a time needs one.
-	if _, err := conn.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
-		return "", fmt.Errorf("writing a commit record on %s: %v", node, pgErr(err))
-	}
-	var seg string
-	if err := conn.QueryRow(ctx, `SELECT pg_walfile_name(pg_switch_wal())`).Scan(&seg); err != nil {
-		return "", fmt.Errorf("switching WAL on %s: %v", node, pgErr(err))
-	}
-	for {
-		var archived, failed *string
-		var failures int64
-		if err := conn.QueryRow(ctx, `SELECT last_archived_wal, last_failed_wal, failed_count FROM pg_stat_archiver`).Scan(&archived, &failed, &failures); err != nil {
-			return "", fmt.Errorf("reading pg_stat_archiver on %s: %v", node, pgErr(err))
-		}
-		// Segment names sort in WAL order (timeline first).
-		if archived != nil && *archived >= seg {
-			return fmt.Sprintf("segment %s archived in %s", seg, time.Since(start).Round(time.Millisecond)), nil
-		}
-		if failed != nil && *failed >= seg {
-			return "", fmt.Errorf("archive_command (pgbackrest archive-push) failed for %s on %s; its error is in the container's log", *failed, node)
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("segment %s not archived within %s (last archived: %s; %d failures, the last on %s)",
-				seg, time.Since(start).Round(time.Second), deref(archived), failures, deref(failed))
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return "none"
-	}
-	return *s
 }
 
 // checkReplicationView reads pg_stat_replication on the primary: every replica
@@ -210,7 +162,7 @@ func checkReplicationView(ctx context.Context, conn *pgx.Conn, replicas []*nodeP
 	rows, err := conn.Query(ctx, `SELECT application_name, state, COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), -1)::bigint
 		FROM pg_stat_replication`)
 	if err != nil {
-		return "", fmt.Errorf("reading pg_stat_replication: %v", pgErr(err))
+		return "", fmt.Errorf("reading pg_stat_replication: %v", clients.PGErr(err))
 	}
 	type rep struct {
 		state string
@@ -256,10 +208,10 @@ func checkReplicationView(ctx context.Context, conn *pgx.Conn, replicas []*nodeP
 func checkMarker(ctx context.Context, primary *pgx.Conn, replicas []*nodeProbe) (string, error) {
 	id := secrets.Random(12)
 	if _, err := primary.Exec(ctx, `CREATE TABLE IF NOT EXISTS pgha_verify (id text PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return "", fmt.Errorf("creating pgha_verify on the primary: %v", pgErr(err))
+		return "", fmt.Errorf("creating pgha_verify on the primary: %v", clients.PGErr(err))
 	}
 	if _, err := primary.Exec(ctx, `INSERT INTO pgha_verify (id) VALUES ($1)`, id); err != nil {
-		return "", fmt.Errorf("writing the marker row on the primary: %v", pgErr(err))
+		return "", fmt.Errorf("writing the marker row on the primary: %v", clients.PGErr(err))
 	}
 	written := time.Now()
 	defer primary.Exec(context.WithoutCancel(ctx), `DELETE FROM pgha_verify WHERE id = $1 OR at < now() - interval '1 hour'`, id)
@@ -291,7 +243,7 @@ func waitForRow(ctx context.Context, conn *pgx.Conn, id string, since time.Time)
 		var n int
 		err := conn.QueryRow(ctx, `SELECT count(*) FROM pgha_verify WHERE id = $1`, id).Scan(&n)
 		if err != nil && !strings.Contains(err.Error(), "does not exist") {
-			return 0, fmt.Errorf("reading the marker: %v", pgErr(err))
+			return 0, fmt.Errorf("reading the marker: %v", clients.PGErr(err))
 		}
 		if n == 1 {
 			return time.Since(since), nil
@@ -302,16 +254,4 @@ func waitForRow(ctx context.Context, conn *pgx.Conn, id string, since time.Time)
 		case <-tick.C:
 		}
 	}
-}
-
-// pgErr shortens connection errors.
-func pgErr(err error) string {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "no answer in time"
-	}
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.Contains(msg, "failed to connect") {
-		msg = "connection failed: " + msg[i+2:]
-	}
-	return msg
 }

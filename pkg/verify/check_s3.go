@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"fmt"
+	"github.com/pgha/pgha/pkg/clients"
 	"strings"
 	"time"
 )
@@ -11,7 +12,7 @@ import (
 // backup bucket exists.
 func checkObjectStore(ctx context.Context, t Target, out *rows) {
 	const g = "objectstore"
-	s3, err := NewS3Client(t.Topo.ObjectStore.APIPort, t.Creds.S3AccessKey, t.Creds.S3SecretKey, t.Creds.CA)
+	s3, err := t.S3()
 	if err != nil {
 		out.add(Check{Group: g, Name: "S3 client", Detail: err.Error()})
 		return
@@ -22,13 +23,13 @@ func checkObjectStore(ctx context.Context, t Target, out *rows) {
 		defer cancel()
 		bs, err := s3.ListBuckets(cctx)
 		if err != nil {
-			err = fmt.Errorf("%s: ListBuckets on https://127.0.0.1:%d failed: %v", t.StoreKind, t.Topo.ObjectStore.APIPort, shortErr(err))
+			err = fmt.Errorf("%s: ListBuckets on https://%s failed: %v", t.StoreKind, t.S3Addr(), clients.ShortErr(err))
 			return "", t.why(ctx, t.StoreKind, err)
 		}
 		for _, b := range bs {
 			buckets = append(buckets, b.Name)
 		}
-		return fmt.Sprintf("ListBuckets on https://127.0.0.1:%d with the cluster's CA", t.Topo.ObjectStore.APIPort), nil
+		return fmt.Sprintf("ListBuckets on https://%s with the cluster's CA", t.S3Addr()), nil
 	})
 	timed(out, g, "bucket "+t.Topo.ObjectStore.Bucket, func() (string, error) {
 		if !ok {

@@ -2,12 +2,12 @@ package verify
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/pgha/pgha/pkg/topology"
+	"github.com/pgha/pgha/pkg/clients"
+	"github.com/pgha/pgha/pkg/poll"
 )
 
 // Check is one row of a verification: what was checked, whether it passed,
@@ -40,18 +40,9 @@ func (r Report) Failed() []Check {
 	return out
 }
 
-// Credentials are what verify needs to log in.
-type Credentials struct {
-	SuperuserPassword string
-	S3AccessKey       string
-	S3SecretKey       string
-	CA                *x509.CertPool
-}
-
 // Target is the cluster to verify.
 type Target struct {
-	Topo  topology.Cluster
-	Creds Credentials
+	clients.Access
 	// StoreKind names the object store's container (versitygw or minio).
 	StoreKind string
 	// MaxLag is the largest replication lag, in bytes, that passes.
@@ -59,8 +50,6 @@ type Target struct {
 	// ContainerState, when set, returns the engine's word on a node's container
 	// ("running", "exited (137)", "missing"), so that a failing row says why.
 	ContainerState func(ctx context.Context, node string) string
-	// Injector applies faults (failover tests only).
-	Injector Injector
 }
 
 // Run runs every check, the groups concurrently, and returns when all are done
@@ -113,6 +102,19 @@ func timed(rec *rows, group, name string, fn func() (string, error)) bool {
 	}
 	rec.add(c)
 	return c.OK
+}
+
+// RunUntil verifies the cluster, retrying until it passes or d has passed:
+// right after a failover, replicas take a few loops to stream again.
+func RunUntil(ctx context.Context, t Target, d time.Duration) Report {
+	var r Report
+	_ = poll.For(ctx, d, time.Second, func(ctx context.Context) (bool, error) {
+		vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		r = Run(vctx, t)
+		return r.OK, nil
+	})
+	return r
 }
 
 // why adds the engine's word on a node's container to an error.

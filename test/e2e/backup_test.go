@@ -10,8 +10,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/pgha/pgha/pkg/backup"
-	"github.com/pgha/pgha/pkg/provision"
-	"github.com/pgha/pgha/pkg/verify"
+	"github.com/pgha/pgha/pkg/clients"
+	"github.com/pgha/pgha/pkg/engine"
 )
 
 // backupJSON runs pgha backup -o json and returns the backup it took.
@@ -58,7 +58,7 @@ func (c *cluster) rows(t *testing.T, node string) string {
 
 func (c *cluster) primaryConn(t *testing.T) (string, func(string)) {
 	t.Helper()
-	primary, _ := verify.Primary(context.Background(), c.topo)
+	primary, _ := c.access(t).Primary(context.Background())
 	if primary == "" {
 		t.Fatal("no primary")
 	}
@@ -194,11 +194,11 @@ func TestBackupAndRestore(t *testing.T) {
 	// archiving (pgBackRest refuses it forever); a conflict on the current
 	// timeline must still fail. The copies are made outside pg_wal.
 	t.Run("stale segment of an old timeline", func(t *testing.T) {
-		primary, _ := verify.Primary(context.Background(), c.topo)
+		primary, _ := c.access(t).Primary(context.Background())
 		sec, _ := c.secrets(t)
 		n, _ := c.topo.PatroniNode(primary)
 		// A segment of the current timeline that the repository holds.
-		archived, err := verify.ArchiveCurrentWAL(context.Background(), connect(t, n.PGPort, sec.SuperuserPassword), primary)
+		archived, err := clients.ArchiveCurrentWAL(context.Background(), connect(t, n.PGPort, sec.SuperuserPassword), primary)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +211,7 @@ src=$(ls pg_wal | grep -E '^[0-9A-F]{24}$' | grep -vx "$1" | sort | tail -n 1)
 cp "pg_wal/$src" "$d/$1"
 rc=0; pgha-pgbackrest-push "$d/$1" || rc=$?
 rm -rf "$d"; echo "rc=$rc"`
-			r, err := provision.Exec(context.Background(), docker, c.name+"-"+primary, nil, "sh", "-c", script, "sh", segment)
+			r, err := eng.Exec(context.Background(), c.name+"-"+primary, engine.ExecOptions{}, "sh", "-c", script, "sh", segment)
 			if err != nil {
 				t.Fatal(err)
 			}

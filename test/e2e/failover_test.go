@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/pgha/pgha/pkg/verify"
+	"github.com/pgha/pgha/pkg/failover"
 )
 
 // failover runs pgha failover-test (or switchover) with -o json.
-func (c *cluster) failover(t *testing.T, args ...string) verify.FailoverReport {
+func (c *cluster) failover(t *testing.T, args ...string) failover.Report {
 	t.Helper()
 	r := pgha(t, nil, append(args, "--name", c.name, "-o", "json", "--timeout", "90s")...)
-	var rep verify.FailoverReport
+	var rep failover.Report
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("%s -o json: %v\n%s", args[0], err, r)
 	}
@@ -84,7 +84,7 @@ func TestFailover(t *testing.T) {
 		if rep.NewPrimary != to {
 			t.Fatalf("switchover to %s made %s the primary", to, rep.NewPrimary)
 		}
-		st, err := verify.GetPatroni(context.Background(), c.restPort(to))
+		st, err := c.access(t).Patroni(context.Background(), to)
 		if err != nil || !st.Leading() {
 			t.Errorf("%s after switchover: %+v %v", to, st, err)
 		}
@@ -112,7 +112,7 @@ func TestFailover(t *testing.T) {
 func (c *cluster) aReplica(t *testing.T) string {
 	t.Helper()
 	for _, n := range c.topo.Patroni {
-		if st, err := verify.GetPatroni(context.Background(), n.RESTPort); err == nil && st.Streaming() {
+		if st, err := c.access(t).Patroni(context.Background(), n.Name); err == nil && st.Streaming() {
 			return n.Name
 		}
 	}
@@ -120,17 +120,12 @@ func (c *cluster) aReplica(t *testing.T) string {
 	return ""
 }
 
-func (c *cluster) restPort(node string) int {
-	n, _ := c.topo.PatroniNode(node)
-	return n.RESTPort
-}
-
 // syncStandby returns the member Patroni lists as synchronous standby.
 func (c *cluster) syncStandby(t *testing.T) string {
 	t.Helper()
 	var name string
 	eventually(t, 30*time.Second, "a synchronous standby", func() error {
-		view, err := verify.GetCluster(context.Background(), c.topo)
+		view, err := c.access(t).Cluster(context.Background())
 		if err != nil {
 			return err
 		}

@@ -6,12 +6,12 @@ import (
 	"testing"
 	"time"
 
+	pghacluster "github.com/pgha/pgha/pkg/cluster"
+
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/pgha/pgha/pkg/guard"
-	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/topology"
-	"github.com/pgha/pgha/pkg/verify"
 )
 
 // The fencing guard in strict synchronous mode: a killed primary is replaced
@@ -110,7 +110,7 @@ func TestGuardTwoClusters(t *testing.T) {
 	if got := b.leaderKey(t); got != keyB {
 		t.Errorf("cluster %s's leader key changed: %+v -> %+v", b.name, keyB, got)
 	}
-	g, err := provision.GuardStatus(context.Background(), docker, b.topo)
+	g, err := pghacluster.NewDocker(eng, nil).GuardStatus(context.Background(), b.topo)
 	if err != nil || !g.Watching {
 		t.Fatalf("cluster %s's guard: %+v, %v", b.name, g, err)
 	}
@@ -138,7 +138,7 @@ func TestGuardTwoClusters(t *testing.T) {
 // leaderKey reads the cluster's leader key: its value and revision.
 func (c *cluster) leaderKey(t *testing.T) guard.LeaderKey {
 	t.Helper()
-	etcd, err := verify.NewEtcdClient(c.topo.EtcdEndpointsHost())
+	etcd, err := c.access(t).Etcd()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,14 +22,17 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
-	"github.com/pgha/pgha/pkg/provision"
+	"github.com/pgha/pgha/pkg/clients"
+	pghacluster "github.com/pgha/pgha/pkg/cluster"
+	"github.com/pgha/pgha/pkg/engine"
 	"github.com/pgha/pgha/pkg/secrets"
 	"github.com/pgha/pgha/pkg/topology"
 )
 
 var (
-	pghaBin  string         // the pgha binary under test
-	docker   *client.Client // for assertions and cleanup
+	pghaBin  string           // the pgha binary under test
+	eng      *engine.Engine   // for assertions and cleanup
+	docker   client.APIClient // eng's API
 	stateDir string
 )
 
@@ -39,8 +42,10 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	ctx := context.Background()
-	var err error
-	docker, err = provision.Connect(ctx)
+	ep, err := engine.Locate("")
+	if err == nil {
+		eng, err = engine.Connect(ctx, ep)
+	}
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			fmt.Fprintf(os.Stderr, "e2e: the Docker engine is required in CI: %v\n", err)
@@ -49,6 +54,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: skipping, no Docker engine: %v\n", err)
 		return 0
 	}
+	docker = eng.API
 	tmp, err := os.MkdirTemp("", "pgha-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -223,7 +229,7 @@ func (c *cluster) dumpLogs(t *testing.T) {
 // containerLogs returns the last lines of a container's log ("all" for all).
 func containerLogs(t *testing.T, name, tail string) string {
 	t.Helper()
-	out, err := provision.LogTail(context.Background(), docker, name, tail)
+	out, err := eng.LogTail(context.Background(), name, tail)
 	if err != nil {
 		return fmt.Sprintf("(no logs of %s: %v)", name, err)
 	}
@@ -264,11 +270,22 @@ func (c *cluster) secrets(t *testing.T) (secrets.Secrets, secrets.Store) {
 	return sec, store
 }
 
+// access is how the test reaches the cluster's services, with its credentials.
+func (c *cluster) access(t *testing.T) clients.Access {
+	t.Helper()
+	_, store := c.secrets(t)
+	creds, err := clients.CredentialsFrom(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clients.Access{Topo: c.topo, Host: "127.0.0.1", Creds: creds}
+}
+
 // status runs `pgha status -o json`.
-func (c *cluster) status(t *testing.T) provision.ClusterStatus {
+func (c *cluster) status(t *testing.T) pghacluster.ClusterStatus {
 	t.Helper()
 	r := mustPgha(t, "status", "--name", c.name, "-o", "json")
-	var st provision.ClusterStatus
+	var st pghacluster.ClusterStatus
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 		t.Fatalf("status -o json is not JSON: %v\n%s", err, r.stdout)
 	}

@@ -14,9 +14,9 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/jackc/pgx/v5"
-	"github.com/pgha/pgha/pkg/provision"
+	"github.com/pgha/pgha/pkg/clients"
+	"github.com/pgha/pgha/pkg/images"
 	"github.com/pgha/pgha/pkg/topology"
-	"github.com/pgha/pgha/pkg/verify"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -51,7 +51,7 @@ func TestUpBuildsAWorkingCluster(t *testing.T) {
 
 	// Patroni REST: patroni2 primary, the others streaming replicas.
 	for _, n := range c.topo.Patroni {
-		st, err := verify.GetPatroni(ctx, n.RESTPort)
+		st, err := c.access(t).Patroni(ctx, n.Name)
 		if err != nil {
 			t.Fatalf("%s REST: %v", n.Name, err)
 		}
@@ -94,7 +94,7 @@ func TestUpBuildsAWorkingCluster(t *testing.T) {
 	}
 
 	// etcd: Patroni's keys.
-	etcd, err := verify.NewEtcdClient(c.topo.EtcdEndpointsHost())
+	etcd, err := c.access(t).Etcd()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,18 +116,16 @@ func TestUpBuildsAWorkingCluster(t *testing.T) {
 	}
 
 	// Object store: an authenticated S3 request over TLS succeeds, a wrong key fails.
-	ca, err := store.CertPool()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s3, err := verify.NewS3Client(c.topo.ObjectStore.APIPort, sec.S3AccessKey, sec.S3SecretKey, ca)
+	s3, err := c.access(t).S3()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := s3.BucketExists(ctx, "pgbackrest"); err != nil || !ok {
 		t.Errorf("bucket pgbackrest: exists=%v err=%v", ok, err)
 	}
-	bad, _ := verify.NewS3Client(c.topo.ObjectStore.APIPort, sec.S3AccessKey, "wrong-secret-key", ca)
+	badAcc := c.access(t)
+	badAcc.Creds.S3SecretKey = "wrong-secret-key"
+	bad, _ := badAcc.S3()
 	if _, err := bad.ListBuckets(ctx); err == nil {
 		t.Error("the object store accepted a wrong secret key")
 	}
@@ -245,7 +243,7 @@ func TestUpRefusesForeignNames(t *testing.T) {
 	c := newCluster(t, 3, 3)
 	ctx := context.Background()
 	foreign := c.name + "-etcd2"
-	created, err := docker.ContainerCreate(ctx, &container.Config{Image: provision.OfflineBaseRef, Cmd: []string{"sleep", "600"}}, nil, nil, nil, foreign)
+	created, err := docker.ContainerCreate(ctx, &container.Config{Image: images.OfflineBaseRef, Cmd: []string{"sleep", "600"}}, nil, nil, nil, foreign)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +338,7 @@ func TestFiveNodeExample(t *testing.T) {
 	}
 	primaries := 0
 	for _, n := range c.status(t).Nodes {
-		if n.Service == topology.RolePatroni && n.Role == verify.RolePrimary {
+		if n.Service == topology.RolePatroni && n.Role == clients.RolePrimary {
 			primaries++
 		}
 	}

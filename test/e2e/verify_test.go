@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/jackc/pgx/v5"
+	"github.com/pgha/pgha/pkg/clients"
 	"github.com/pgha/pgha/pkg/verify"
 )
 
@@ -70,11 +71,11 @@ func TestVerifyInspectEnv(t *testing.T) {
 
 	t.Run("inspect etcd keys", func(t *testing.T) {
 		r := mustPgha(t, "inspect", "etcd", "keys", "--name", c.name, "-o", "json")
-		var keys []verify.EtcdKey
+		var keys []clients.EtcdKey
 		if err := json.Unmarshal([]byte(r.stdout), &keys); err != nil {
 			t.Fatalf("not JSON: %v\n%s", err, r.stdout)
 		}
-		byName := map[string]verify.EtcdKey{}
+		byName := map[string]clients.EtcdKey{}
 		for _, k := range keys {
 			if !strings.HasPrefix(k.Key, "/service/pg-cluster/") || k.ModRevision == 0 {
 				t.Errorf("key %+v", k)
@@ -105,7 +106,7 @@ func TestVerifyInspectEnv(t *testing.T) {
 
 	t.Run("inspect cluster", func(t *testing.T) {
 		r := mustPgha(t, "inspect", "cluster", "--name", c.name, "-o", "json")
-		var view verify.ClusterView
+		var view clients.ClusterView
 		if err := json.Unmarshal([]byte(r.stdout), &view); err != nil {
 			t.Fatalf("not JSON: %v\n%s", err, r.stdout)
 		}

@@ -1,0 +1,94 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/pgha/pgha/pkg/engine"
+	"github.com/pgha/pgha/pkg/guard"
+	"github.com/pgha/pgha/pkg/images"
+	"github.com/pgha/pgha/pkg/topology"
+)
+
+// replaceOldGuard removes a guard container that runs another pgha build than
+// this one, so that up recreates it: the guard keeps no state.
+func (d *Docker) replaceOldGuard(ctx context.Context, topo topology.Cluster, img images.Image, existing observed) error {
+	name := topo.ContainerName(topology.GuardNode)
+	c, ok := existing[name]
+	if !topo.Guard || !ok || !c.Exists() || c.Image == img.Ref {
+		return nil
+	}
+	if err := d.Engine.API.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !engine.IsNotFound(err) {
+		return fmt.Errorf("replacing the guard %s (it runs %s, this pgha is %s): %w", name, c.Image, img.Ref, err)
+	}
+	d.Progress.Info(fmt.Sprintf("  replacing the guard %s: it ran %s", name, c.Image))
+	existing[name] = engine.Container{Name: name, State: engine.StateMissing}
+	return nil
+}
+
+// GuardState is the guard's container and its latest decision.
+type GuardState struct {
+	Container string `json:"container"`
+	// State is the engine's word on the container: running, exited (2), missing.
+	State string `json:"state"`
+	// Watching says the guard runs and is subscribed to the engine's events.
+	Watching     bool          `json:"watching"`
+	LastDecision *guard.Record `json:"lastDecision,omitempty"`
+	// Records are the log lines read (not in JSON: status shows the last decision).
+	Records []guard.Record `json:"-"`
+}
+
+// guardLogLines is how much of the guard's log is read back.
+const guardLogLines = 200
+
+// GuardStatus reads the guard's state and the end of its log.
+func (d *Docker) GuardStatus(ctx context.Context, topo topology.Cluster) (GuardState, error) {
+	name := topo.ContainerName(topology.GuardNode)
+	c, err := d.Engine.Inspect(ctx, topo.Name, name)
+	if err != nil {
+		return GuardState{}, err
+	}
+	st := GuardState{Container: name, State: c.Describe()}
+	if st.State == string(engine.StateMissing) {
+		return st, nil
+	}
+	text, err := d.Engine.LogTail(ctx, name, fmt.Sprint(guardLogLines))
+	if err != nil {
+		return st, fmt.Errorf("reading the guard's log: %w", err)
+	}
+	st.Records = guard.ParseLog(strings.NewReader(text))
+	st.LastDecision = guard.LastDecision(st.Records)
+	st.Watching = c.Running() && watching(st.Records)
+	return st, nil
+}
+
+// watching says whether the guard's latest run has connected to the event
+// stream and not lost it since.
+func watching(recs []guard.Record) bool {
+	for i := len(recs) - 1; i >= 0; i-- {
+		switch recs[i].Event {
+		case "connected":
+			return true
+		case "start", "disconnected", "stop":
+			return false
+		}
+	}
+	return false
+}
+
+// Health is the guard's row in the status table.
+func (g GuardState) Health() string {
+	if g.State != string(container.StateRunning) {
+		return "-"
+	}
+	h := "not watching yet"
+	if g.Watching {
+		h = "watching"
+	}
+	if g.LastDecision != nil {
+		return h + "; last: " + g.LastDecision.Summary()
+	}
+	return h + "; no decision yet"
+}

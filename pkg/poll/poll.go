@@ -1,0 +1,34 @@
+// Package poll is pgha's one retry loop: check a condition at an interval
+// until it holds, fails for good, or the context ends.
+package poll
+
+import (
+	"context"
+	"time"
+)
+
+// Until calls check at once and then every interval until it reports done,
+// returns an error, or ctx ends (then ctx's error is returned). A ticker, not
+// a sleep: a slow check does not push the next one further out.
+func Until(ctx context.Context, interval time.Duration, check func(ctx context.Context) (done bool, err error)) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		done, err := check(ctx)
+		if err != nil || done {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// For is Until with its own deadline d.
+func For(ctx context.Context, d, interval time.Duration, check func(ctx context.Context) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return Until(ctx, interval, check)
+}
