@@ -88,10 +88,7 @@ func Locate(contextFlag string) (Endpoint, error) {
 		ep.PublishHost, ep.Remote = publishHost(host)
 		return ep, nil
 	}
-	s := store.New(config.ContextStoreDir(), store.NewConfig(
-		func() any { return &map[string]any{} },
-		store.EndpointTypeGetter(docker.DockerEndpoint, func() any { return &docker.EndpointMeta{} }),
-	))
+	s := contextStore()
 	meta, err := s.GetMetadata(name)
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("docker context %q (from %s): %w; list them with `docker context ls`", name, source, err)
@@ -111,6 +108,25 @@ func Locate(contextFlag string) (Endpoint, error) {
 	out := Endpoint{Context: name, Source: source, Host: epMeta.Host, opts: opts}
 	out.PublishHost, out.Remote = publishHost(epMeta.Host)
 	return out, nil
+}
+
+// contextStore is the Docker CLI's context store ($DOCKER_CONFIG/contexts).
+func contextStore() *store.ContextStore {
+	return store.New(config.ContextStoreDir(), store.NewConfig(
+		func() any { return &map[string]any{} },
+		store.EndpointTypeGetter(docker.DockerEndpoint, func() any { return &docker.EndpointMeta{} }),
+	))
+}
+
+// SaveContext writes a docker context named name whose engine is host, as
+// `docker context create NAME --docker host=HOST` does (tests and scripts
+// use it where the docker CLI may be missing).
+func SaveContext(name, host, description string) error {
+	return contextStore().CreateOrUpdate(store.Metadata{
+		Name:      name,
+		Metadata:  map[string]any{"Description": description},
+		Endpoints: map[string]any{docker.DockerEndpoint: docker.EndpointMeta{Host: host}},
+	})
 }
 
 // publishHost says where ports published on the engine host's loopback are

@@ -1,0 +1,142 @@
+package cluster
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/pgha/pgha/pkg/images"
+	"github.com/pgha/pgha/pkg/secrets"
+	"github.com/pgha/pgha/pkg/topology"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// What up creates for the seed topology, container by container: a change
+// to any setting shows in the diff of testdata/seed.golden.json (run
+// `go test ./pkg/cluster -run Golden -update` to accept it).
+func TestPlanGolden(t *testing.T) {
+	imgs := images.ImageSet{Etcd: images.Image{Ref: "pgha/etcd:E"}, Patroni: images.Image{Ref: "pgha/patroni:P"},
+		ObjectStore: images.Image{Ref: "pgha/objectstore:O", Kind: topology.StoreVersityGW}, Guard: images.Image{Ref: "pgha/guard:G"}}
+	sec := secrets.Secrets{SuperuserPassword: "SUPERUSER-PW", ReplicationPassword: "REPLICATION-PW", RESTPassword: "REST-PW",
+		S3AccessKey: "S3-ACCESS", S3SecretKey: "S3-SECRET"}
+	specs := Plan(topology.Seed(), imgs, sec, secrets.Store{}, "/var/run/docker.sock")
+	type golden struct {
+		Name, Role, Volume, Mount string
+		Aliases                   []string
+		Config                    *container.Config
+		Host                      *container.HostConfig
+		Networks                  []string
+	}
+	var got []golden
+	for _, s := range specs {
+		var nets []string
+		for n := range networking(topology.Seed(), s).EndpointsConfig {
+			nets = append(nets, n)
+		}
+		got = append(got, golden{s.Name, s.Role, s.Volume, s.Mount, s.Aliases, s.Config, s.Host, nets})
+	}
+	data, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "seed.golden.json")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (make it with -update)", err)
+	}
+	if string(want) != string(data) {
+		t.Errorf("the planned containers differ from %s; run with -update to accept:\n%s", path, firstDiff(string(want), string(data)))
+	}
+}
+
+func firstDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := 0; i < len(al) && i < len(bl); i++ {
+		if al[i] != bl[i] {
+			return "line " + strconv.Itoa(i+1) + ":\n- " + al[i] + "\n+ " + bl[i]
+		}
+	}
+	return "lengths differ"
+}
+
+// The seed's shape, checked directly: start order, names, the guard's least
+// access, every port on loopback, no restart, Patroni's stop timeout and shm.
+func TestPlanSeed(t *testing.T) {
+	specs := Plan(topology.Seed(), images.ImageSet{Guard: images.Image{Ref: "pgha/guard:G"}}, secrets.Secrets{}, secrets.Store{}, "/run/user/1000/docker.sock")
+	var order []string
+	for _, s := range specs {
+		order = append(order, s.Name)
+		if s.Host.RestartPolicy.Name != container.RestartPolicyDisabled {
+			t.Errorf("%s: restart policy %q", s.Name, s.Host.RestartPolicy.Name)
+		}
+		for _, bs := range s.Host.PortBindings {
+			for _, b := range bs {
+				if b.HostIP != "127.0.0.1" {
+					t.Errorf("%s publishes on %q", s.Name, b.HostIP)
+				}
+			}
+		}
+	}
+	if got := strings.Join(order, " "); got != "etcd1 etcd2 etcd3 versitygw patroni1 patroni2 patroni3 guard" {
+		t.Errorf("order %s", got)
+	}
+	g := ByRole(specs, topology.RoleGuard)[0]
+	h := g.Host
+	if !h.ReadonlyRootfs || len(h.CapDrop) != 1 || h.CapDrop[0] != "ALL" || len(h.SecurityOpt) != 1 || h.SecurityOpt[0] != "no-new-privileges:true" ||
+		len(h.PortBindings) != 0 || g.Volume != "" {
+		t.Errorf("guard hardening: %+v", h)
+	}
+	// The engine-side socket path, mounted read-only at the usual place.
+	if m := h.Mounts; len(m) != 1 || m[0].Type != mount.TypeBind || m[0].Source != "/run/user/1000/docker.sock" || m[0].Target != "/var/run/docker.sock" || !m[0].ReadOnly {
+		t.Errorf("guard mounts %+v", m)
+	}
+	p2 := specByNode(specs, "patroni2")
+	if *p2.Config.StopTimeout != 60 || p2.Host.ShmSize != 256<<20 || p2.Mount != topology.PatroniDataMount {
+		t.Errorf("patroni2: stop %d shm %d mount %s", *p2.Config.StopTimeout, p2.Host.ShmSize, p2.Mount)
+	}
+	noGuard := topology.Seed()
+	noGuard.Guard = false
+	if n := len(ByRole(Plan(noGuard, images.ImageSet{}, secrets.Secrets{}, secrets.Store{}, ""), topology.RoleGuard)); n != 0 {
+		t.Errorf("%d guard containers with guard: false", n)
+	}
+}
+
+// The object store's TLS files arrive owned by its user, the key private.
+func TestObjectStoreFiles(t *testing.T) {
+	dir := t.TempDir()
+	store := secrets.Store{Cluster: "lab", Dir: dir}
+	for name, data := range map[string]string{secrets.ServerCertFile: "C", secrets.ServerKeyFile: "K"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := ByRole(Plan(topology.Seed(), images.ImageSet{}, secrets.Secrets{}, store, ""), topology.RoleObjectStore)[0]
+	files, err := s.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		wantMode := int64(0)
+		if strings.HasSuffix(f.Name, ".key") {
+			wantMode = 0o600
+		}
+		if f.UID != objectStoreUID || f.Mode != wantMode || !strings.HasPrefix(f.Name, tlsDir+"/") {
+			t.Errorf("%s: uid %d mode %o", f.Name, f.UID, f.Mode)
+		}
+	}
+}
