@@ -332,10 +332,15 @@ func engineSpec(o Options, i int, image string, caps []string) (*container.Confi
 	}
 	st := stopTimeout
 	cfg := &container.Config{
-		Hostname:     HostName(i),
-		Image:        image,
-		Cmd:          dockerdCommand(o),
-		Env:          []string{"DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1"},
+		Hostname: HostName(i),
+		Image:    image,
+		Cmd:      dockerdCommand(o),
+		Env: []string{
+			"DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1",
+			// No registry: a swarm task uses the loaded image without first
+			// trying to pull it.
+			"DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1",
+		},
 		Labels:       labels(o, RoleEngine, i),
 		ExposedPorts: exposed,
 		StopTimeout:  &st,
