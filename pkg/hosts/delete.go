@@ -24,9 +24,9 @@ import (
 // as removed, so Delete also cleans a partial creation and can run twice.
 //
 // A running host is emptied first through its own engine (services and
-// containers force-removed), then stopped, so that its engine removes its
-// containers' cgroups: with the machine's cgroup hierarchy shared, a host
-// removed while its containers run would leave their empty cgroups behind.
+// containers force-removed), so that its engine removes its containers'
+// cgroups: with the machine's cgroup hierarchy shared, a host removed while
+// its containers run would leave their empty cgroups behind.
 func Delete(ctx context.Context, api client.APIClient, prefix string) error {
 	if !prefixRE.MatchString(prefix) {
 		return fmt.Errorf("test hosts: prefix %q is not a valid prefix", prefix)
@@ -38,6 +38,9 @@ func Delete(ctx context.Context, api client.APIClient, prefix string) error {
 	if err != nil {
 		return fmt.Errorf("listing the containers of test hosts %s: %w", prefix, err)
 	}
+	// Empty the running hosts while the swarm still has its managers (a
+	// manager without quorum would hang the service calls), then remove.
+	drained := drainHosts(ctx, list)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, c := range list {
@@ -47,7 +50,7 @@ func Delete(ctx context.Context, api client.APIClient, prefix string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := removeHost(ctx, api, c); err != nil {
+			if err := removeHost(ctx, api, c, drained[c.ID]); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -110,45 +113,78 @@ func ownSocketDir(dir, prefix string) bool {
 		hostDirRE.MatchString(filepath.Base(dir)) && filepath.Base(filepath.Dir(dir)) == prefix
 }
 
-// removeHost empties a running host through its engine, stops it and
-// removes its container.
-func removeHost(ctx context.Context, api client.APIClient, c container.Summary) error {
+// removeHost removes a host's container. An emptied engine has nothing left
+// to stop, so it is killed; one that could not be emptied gets a graceful
+// stop first, in which dockerd stops its containers.
+func removeHost(ctx context.Context, api client.APIClient, c container.Summary, drained bool) error {
 	name := c.ID[:12]
 	if len(c.Names) > 0 {
 		name = c.Names[0][1:]
 	}
-	if c.State == "running" && c.Labels[LabelSocketDir] != "" {
-		drainHost(ctx, Host{Name: c.Labels[LabelNode], Socket: SocketURL(c.Labels[LabelSocketDir])})
+	if c.State == "running" && !drained {
+		timeout := stopTimeout
+		// A stop that fails is no matter: the removal below kills it.
+		_ = api.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &timeout})
 	}
-	timeout := stopTimeout
-	// A stop that fails is no matter: the removal below kills it.
-	_ = api.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &timeout})
 	if err := api.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
 		return fmt.Errorf("removing container %s: %w", name, err)
 	}
 	return nil
 }
 
-// drainHost removes, best effort, the services and containers of a host's
-// engine, within 30 s.
-func drainHost(ctx context.Context, h Host) {
+// drainHosts removes, best effort and within 30 s, the swarm's services
+// (through one manager) and then every container of every running host's
+// engine. It says which hosts (by container ID) have no container left.
+func drainHosts(ctx context.Context, list []container.Summary) map[string]bool {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cli, err := h.Client()
-	if err != nil {
-		return
+	clients := map[string]*client.Client{}
+	for _, c := range list {
+		if c.State != "running" || c.Labels[LabelSocketDir] == "" || c.Labels[LabelRole] != RoleEngine {
+			continue
+		}
+		h := Host{Name: c.Labels[LabelNode], Socket: SocketURL(c.Labels[LabelSocketDir])}
+		if cli, err := h.Client(); err == nil {
+			defer cli.Close()
+			clients[c.ID] = cli
+		}
 	}
-	defer cli.Close()
-	if info, err := cli.Info(ctx); err == nil && info.Swarm.ControlAvailable {
+	for _, cli := range clients {
+		info, err := cli.Info(ctx)
+		if err != nil || !info.Swarm.ControlAvailable {
+			continue
+		}
 		if svcs, err := cli.ServiceList(ctx, swarm.ServiceListOptions{}); err == nil {
 			for _, s := range svcs {
 				_ = cli.ServiceRemove(ctx, s.ID)
 			}
+			break
 		}
 	}
+	drained := map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for id, cli := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if emptyEngine(ctx, cli) {
+				mu.Lock()
+				drained[id] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return drained
+}
+
+// emptyEngine force-removes every container of an engine and says whether
+// none is left.
+func emptyEngine(ctx context.Context, cli *client.Client) bool {
 	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true})
 	if err != nil {
-		return
+		return false
 	}
 	var wg sync.WaitGroup
 	for _, c := range cs {
@@ -159,4 +195,6 @@ func drainHost(ctx context.Context, h Host) {
 		}()
 	}
 	wg.Wait()
+	left, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	return err == nil && len(left) == 0
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -167,15 +168,25 @@ func TestHosts(t *testing.T) {
 		if _, err := h1.NetworkCreate(ctx, "e2e-overlay", network.CreateOptions{Driver: "overlay", Attachable: true}); err != nil {
 			t.Fatal(err)
 		}
-		ov, err := h1.NetworkInspect(ctx, "e2e-overlay", network.InspectOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("overlay e2e-overlay: %+v", ov.IPAM.Config)
 		// A TCP server on h2 (the base image has perl, not nc or ping).
 		server := `use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalPort => 7000, Listen => 5, ReuseAddr => 1) or die "listen: $!";
 while (my $c = $s->accept) { print $c "hello from " . qx(hostname); close $c }`
 		runInner(t, h2, "srv", []string{"perl", "-e", server}, false)
+		// The overlay's addresses come from the swarm's pool, the inner
+		// bridges' from the engines' pool: apart from the outer engine's.
+		srv, err := h2.ContainerInspect(ctx, "srv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := srv.NetworkSettings.Networks["e2e-overlay"].IPAddress
+		if !inPool(addr, hosts.DefaultSwarmAddressPool) {
+			t.Errorf("srv has %q on the overlay, outside %s", addr, hosts.DefaultSwarmAddressPool)
+		}
+		br, err := h1.NetworkInspect(ctx, "bridge", network.InspectOptions{})
+		if err != nil || len(br.IPAM.Config) == 0 || !inPool(br.IPAM.Config[0].Gateway, hosts.DefaultAddressPool) {
+			t.Errorf("h1's docker0: %+v %v, want it in %s", br.IPAM.Config, err, hosts.DefaultAddressPool)
+		}
+		t.Logf("srv on h2: %s on the overlay; h1's docker0: %s", addr, br.IPAM.Config[0].Subnet)
 		start := time.Now()
 		var out string
 		eventually(t, 60*time.Second, "TCP from h1 to srv on h2 over the overlay", func() error {
@@ -217,6 +228,11 @@ while (my $c = $s->accept) { print $c "hello from " . qx(hostname); close $c }`
 	if err := hosts.Delete(ctx, docker, prefix); err != nil {
 		t.Errorf("a second delete: %v", err)
 	}
+}
+
+func inPool(addr, pool string) bool {
+	a, err := netip.ParseAddr(addr)
+	return err == nil && netip.MustParsePrefix(pool).Contains(a)
 }
 
 // imageRef asks pgha which image a role runs.
