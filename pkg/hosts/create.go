@@ -101,7 +101,8 @@ func Create(ctx context.Context, api client.APIClient, opts Options, progress fu
 	}
 
 	start := time.Now()
-	if err := ensureNetwork(ctx, api, o); err != nil {
+	subnet, err := ensureNetwork(ctx, api, o)
+	if err != nil {
 		return Swarm{}, err
 	}
 	if err := checkPools(ctx, api, o); err != nil {
@@ -109,7 +110,11 @@ func Create(ctx context.Context, api client.APIClient, opts Options, progress fu
 	}
 	caps := Capabilities
 	for i := 1; i <= o.Count; i++ {
-		if caps, err = ensureHost(ctx, api, o, i, image, caps, progress); err != nil {
+		addr, err := hostAddress(subnet, i)
+		if err != nil {
+			return Swarm{}, err
+		}
+		if caps, err = ensureHost(ctx, api, o, i, image, caps, addr, progress); err != nil {
 			return Swarm{}, err
 		}
 	}
@@ -156,25 +161,69 @@ func checkNoExtraHosts(ctx context.Context, api client.APIClient, o Options) err
 	return nil
 }
 
-// ensureNetwork makes the bridge the hosts share, or checks that the
-// existing one is the prefix's.
-func ensureNetwork(ctx context.Context, api client.APIClient, o Options) error {
+// ensureNetwork makes the bridge the hosts share, on the first free /24 of
+// the network pool, or checks that the existing one is the prefix's. It
+// returns the subnet.
+func ensureNetwork(ctx context.Context, api client.APIClient, o Options) (string, error) {
 	name := NetworkName(o.Prefix)
 	n, err := api.NetworkInspect(ctx, name, network.InspectOptions{})
 	if err == nil {
 		if n.Labels[LabelHosts] != o.Prefix {
-			return fmt.Errorf("network %s exists and is not the network of test hosts %s (it lacks the label %s=%s): remove it or choose another prefix", name, o.Prefix, LabelHosts, o.Prefix)
+			return "", fmt.Errorf("network %s exists and is not the network of test hosts %s (it lacks the label %s=%s): remove it or choose another prefix", name, o.Prefix, LabelHosts, o.Prefix)
 		}
-		return nil
+		if len(n.IPAM.Config) == 0 || n.IPAM.Config[0].Subnet == "" {
+			return "", fmt.Errorf("network %s has no subnet of its own: delete the hosts (pgha hosts delete %s) and create them again", name, o.Prefix)
+		}
+		return n.IPAM.Config[0].Subnet, nil
 	}
 	if !client.IsErrNotFound(err) {
-		return fmt.Errorf("inspecting network %s: %w", name, err)
+		return "", fmt.Errorf("inspecting network %s: %w", name, err)
 	}
-	_, err = api.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: labels(o, RoleNetwork, 0)})
+	// Two creations at once may pick the same subnet: the engine refuses
+	// the second, which then takes the next.
+	for try := 0; ; try++ {
+		used, err := engineSubnets(ctx, api)
+		if err != nil {
+			return "", err
+		}
+		subnet, err := pickSubnet(o.NetworkPool, append(used, o.AddressPool, o.SwarmAddressPool))
+		if err != nil {
+			return "", err
+		}
+		gateway, _ := subnetAddress(subnet, 1)
+		// Anything else attached gets an address from the upper half, never
+		// a stopped host's.
+		upper, _ := subnetAddress(subnet, 128)
+		_, err = api.NetworkCreate(ctx, name, network.CreateOptions{
+			Driver: "bridge",
+			Labels: labels(o, RoleNetwork, 0),
+			IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: subnet, Gateway: gateway, IPRange: upper + "/25"}}},
+		})
+		if err == nil {
+			return subnet, nil
+		}
+		if try < 3 && strings.Contains(err.Error(), "overlaps") {
+			continue
+		}
+		return "", fmt.Errorf("creating network %s on %s: %w", name, subnet, err)
+	}
+}
+
+// engineSubnets lists the subnets of the outer engine's networks.
+func engineSubnets(ctx context.Context, api client.APIClient) ([]string, error) {
+	nets, err := api.NetworkList(ctx, network.ListOptions{})
 	if err != nil {
-		return fmt.Errorf("creating network %s: %w", name, err)
+		return nil, fmt.Errorf("listing the engine's networks: %w", err)
 	}
-	return nil
+	var subnets []string
+	for _, n := range nets {
+		for _, c := range n.IPAM.Config {
+			if c.Subnet != "" {
+				subnets = append(subnets, c.Subnet)
+			}
+		}
+	}
+	return subnets, nil
 }
 
 // checkPools makes sure the inner engines' networks cannot collide with the
@@ -191,6 +240,9 @@ func checkPools(ctx context.Context, api client.APIClient, o Options) error {
 		for _, c := range n.IPAM.Config {
 			subnets = append(subnets, c.Subnet)
 		}
+		if n.Name == NetworkName(o.Prefix) {
+			continue // its subnet was taken from the network pool, apart from the others
+		}
 		for what, pool := range map[string]string{"address pool": o.AddressPool, "swarm address pool": o.SwarmAddressPool} {
 			if hits := overlapping(pool, subnets); len(hits) > 0 {
 				errs = append(errs, fmt.Errorf("the inner engines' %s %s overlaps network %s (%s) of the outer engine: choose another pool", what, pool, n.Name, strings.Join(hits, ", ")))
@@ -202,7 +254,7 @@ func checkPools(ctx context.Context, api client.APIClient, o Options) error {
 
 // ensureHost makes host i's socket directory, volume and container, and
 // starts it. It returns the capabilities the engine accepted, for the next.
-func ensureHost(ctx context.Context, api client.APIClient, o Options, i int, image string, caps []string, progress func(string)) ([]string, error) {
+func ensureHost(ctx context.Context, api client.APIClient, o Options, i int, image string, caps []string, address string, progress func(string)) ([]string, error) {
 	name := ContainerName(o.Prefix, i)
 	ct, err := api.ContainerInspect(ctx, name)
 	switch {
@@ -240,7 +292,7 @@ func ensureHost(ctx context.Context, api client.APIClient, o Options, i int, ima
 		return caps, fmt.Errorf("volume %s exists and is not the data of host %s of test hosts %s (it lacks the label %s=%s): remove it or choose another prefix", vol, HostName(i), o.Prefix, LabelHosts, o.Prefix)
 	}
 	for {
-		cfg, hc, nc := engineSpec(o, i, image, caps)
+		cfg, hc, nc := engineSpec(o, i, image, caps, address)
 		_, err = api.ContainerCreate(ctx, cfg, hc, nc, nil, name)
 		// Docker before 23 does not know CAP_BPF and friends: ask without.
 		if unknown := unknownCapability(err); unknown != "" && slices.Contains(caps, unknown) {

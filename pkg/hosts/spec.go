@@ -53,6 +53,12 @@ const (
 	// DefaultSwarmAddressPool is where the swarm takes its overlay networks,
 	// ingress included (swarm's own default is 10.0.0.0/8).
 	DefaultSwarmAddressPool = "10.202.0.0/16"
+	// DefaultNetworkPool is where the bridge the hosts share takes its /24,
+	// the first one no network of the outer engine uses. Each host has a
+	// fixed address on it (.11 for h1, .12 for h2 …): the swarm remembers
+	// its managers by address, so a host that came back from a stop with
+	// another one would never rejoin.
+	DefaultNetworkPool = "10.200.0.0/16"
 	// PoolSubnetSize is the prefix length of each network taken from a pool.
 	PoolSubnetSize = 24
 	// DefaultReadyTimeout bounds the wait for an engine to answer and for
@@ -91,9 +97,10 @@ type Options struct {
 	// EngineImage is the image of a host; empty builds pgha/dind:<hash> from
 	// images/dind on the offline base.
 	EngineImage string
-	// AddressPool and SwarmAddressPool override DefaultAddressPool and
-	// DefaultSwarmAddressPool (IPv4 CIDRs, at most /24).
-	AddressPool, SwarmAddressPool string
+	// AddressPool, SwarmAddressPool and NetworkPool override
+	// DefaultAddressPool, DefaultSwarmAddressPool and DefaultNetworkPool
+	// (IPv4 CIDRs, /24 or larger, apart from each other).
+	AddressPool, SwarmAddressPool, NetworkPool string
 	// ReadyTimeout overrides DefaultReadyTimeout.
 	ReadyTimeout time.Duration
 }
@@ -111,6 +118,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.SwarmAddressPool == "" {
 		o.SwarmAddressPool = DefaultSwarmAddressPool
+	}
+	if o.NetworkPool == "" {
+		o.NetworkPool = DefaultNetworkPool
 	}
 	if o.ReadyTimeout == 0 {
 		o.ReadyTimeout = DefaultReadyTimeout
@@ -138,8 +148,10 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	errs = append(errs, checkPorts(o.Ports, o.Count)...)
-	pools := map[string]string{}
-	for what, p := range map[string]string{"address pool": o.AddressPool, "swarm address pool": o.SwarmAddressPool} {
+	pools := o.pools()
+	valid := map[string]bool{}
+	for _, what := range sortedKeys(pools) {
+		p := pools[what]
 		pfx, err := netip.ParsePrefix(p)
 		switch {
 		case err != nil:
@@ -149,12 +161,15 @@ func (o Options) withDefaults() (Options, error) {
 		case pfx.Masked() != pfx:
 			errs = append(errs, fmt.Errorf("%s %q: not a network address (did you mean %s?)", what, p, pfx.Masked()))
 		default:
-			pools[what] = p
+			valid[what] = true
 		}
 	}
-	if len(pools) == 2 {
-		if hits := overlapping(o.AddressPool, []string{o.SwarmAddressPool}); len(hits) > 0 {
-			errs = append(errs, fmt.Errorf("the address pool %s and the swarm address pool %s overlap: choose apart ones", o.AddressPool, o.SwarmAddressPool))
+	names := sortedKeys(pools)
+	for a := range names {
+		for b := a + 1; b < len(names); b++ {
+			if valid[names[a]] && valid[names[b]] && len(overlapping(pools[names[a]], []string{pools[names[b]]})) > 0 {
+				errs = append(errs, fmt.Errorf("the %s %s and the %s %s overlap: choose apart ones", names[a], pools[names[a]], names[b], pools[names[b]]))
+			}
 		}
 	}
 	for k := range o.Labels {
@@ -163,6 +178,11 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	return o, errors.Join(errs...)
+}
+
+// pools names the address pools.
+func (o Options) pools() map[string]string {
+	return map[string]string{"address pool": o.AddressPool, "swarm address pool": o.SwarmAddressPool, "network pool": o.NetworkPool}
 }
 
 // checkPorts checks a port plan: known hosts, valid, not reserved, each port
@@ -213,6 +233,45 @@ func overlapping(pool string, subnets []string) []string {
 		}
 	}
 	return hits
+}
+
+// pickSubnet returns the first /24 of pool that overlaps none of used.
+func pickSubnet(pool string, used []string) (string, error) {
+	pfx, err := netip.ParsePrefix(pool)
+	if err != nil {
+		return "", err
+	}
+	for a := pfx.Addr(); pfx.Contains(a); {
+		cand := netip.PrefixFrom(a, PoolSubnetSize)
+		if len(overlapping(cand.String(), used)) == 0 {
+			return cand.String(), nil
+		}
+		b := a.As4()
+		if b[2] == 255 {
+			if b[1] == 255 {
+				break
+			}
+			b[1]++
+		}
+		b[2]++
+		a = netip.AddrFrom4(b)
+	}
+	return "", fmt.Errorf("every /%d of %s is used by a network of the engine: choose another network pool", PoolSubnetSize, pool)
+}
+
+// hostAddress is host i's fixed address on the shared bridge's subnet: .11
+// for h1, .12 for h2 ….
+func hostAddress(subnet string, i int) (string, error) { return subnetAddress(subnet, 10+i) }
+
+// subnetAddress is the address with the given last byte in a subnet.
+func subnetAddress(subnet string, last int) (string, error) {
+	pfx, err := netip.ParsePrefix(subnet)
+	if err != nil || !pfx.Addr().Is4() || pfx.Bits() > PoolSubnetSize {
+		return "", fmt.Errorf("subnet %q of the hosts' network is not an IPv4 /%d or larger", subnet, PoolSubnetSize)
+	}
+	b := pfx.Masked().Addr().As4()
+	b[3] = byte(last)
+	return netip.AddrFrom4(b).String(), nil
 }
 
 // Names.
@@ -320,7 +379,7 @@ func dockerdCommand(o Options) []string {
 }
 
 // engineSpec is the container of host i.
-func engineSpec(o Options, i int, image string, caps []string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+func engineSpec(o Options, i int, image string, caps []string, address string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
 	ports := slices.Clone(o.Ports[i])
 	sort.Ints(ports)
 	exposed := nat.PortSet{}
@@ -367,7 +426,7 @@ func engineSpec(o Options, i int, image string, caps []string) (*container.Confi
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 	}
 	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		NetworkName(o.Prefix): {},
+		NetworkName(o.Prefix): {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: address}},
 	}}
 	return cfg, hc, nc
 }

@@ -68,7 +68,7 @@ func TestEngineSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, hc, nc := engineSpec(o, 1, "pgha/dind:abc", Capabilities)
+	cfg, hc, nc := engineSpec(o, 1, "pgha/dind:abc", Capabilities, "10.200.0.11")
 
 	if cfg.Hostname != "h1" {
 		t.Errorf("hostname %q, want h1 (node.hostname constraints)", cfg.Hostname)
@@ -159,12 +159,14 @@ func TestEngineSpec(t *testing.T) {
 	if hc.RestartPolicy.Name != "no" {
 		t.Errorf("restart policy %q", hc.RestartPolicy.Name)
 	}
-	if _, ok := nc.EndpointsConfig["t1-hosts"]; !ok || len(nc.EndpointsConfig) != 1 {
+	if ep, ok := nc.EndpointsConfig["t1-hosts"]; !ok || len(nc.EndpointsConfig) != 1 {
 		t.Errorf("networks %v: want only t1-hosts (API 1.41 takes one at create)", nc.EndpointsConfig)
+	} else if ep.IPAMConfig == nil || ep.IPAMConfig.IPv4Address != "10.200.0.11" {
+		t.Errorf("h1's address %+v: want the fixed 10.200.0.11 (the swarm remembers managers by address)", ep.IPAMConfig)
 	}
 
 	// A host without ports publishes none.
-	_, hc4, _ := engineSpec(o, 2, "x", Capabilities)
+	_, hc4, _ := engineSpec(o, 2, "x", Capabilities, "10.200.0.12")
 	if len(hc4.PortBindings) != 1 {
 		t.Errorf("host 2 bindings %v", hc4.PortBindings)
 	}
@@ -236,6 +238,8 @@ func TestValidation(t *testing.T) {
 		{"ipv6 pool", func(o *Options) { o.SwarmAddressPool = "fd00::/64" }, "IPv4"},
 		{"unmasked pool", func(o *Options) { o.AddressPool = "10.201.3.0/16" }, "10.201.0.0/16"},
 		{"pools overlap", func(o *Options) { o.SwarmAddressPool = "10.201.128.0/17" }, "overlap"},
+		{"network pool overlaps", func(o *Options) { o.NetworkPool = "10.0.0.0/8" }, "network pool 10.0.0.0/8 overlap"},
+		{"network pool", func(o *Options) { o.NetworkPool = "192.168.77.0/24" }, ""},
 		{"own label", func(o *Options) { o.Labels = map[string]string{LabelHosts: "x"} }, "set by pgha"},
 		{"too many", func(o *Options) { o.Count = 50 }, "1 to 20"},
 	} {
@@ -252,7 +256,7 @@ func TestValidation(t *testing.T) {
 			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
 				t.Fatalf("error %q does not mention %q", err, tc.want)
 			}
-			if tc.want == "" && (got.Count < 1 || got.AddressPool == "" || got.SwarmAddressPool == "" || got.ReadyTimeout == 0) {
+			if tc.want == "" && (got.Count < 1 || got.AddressPool == "" || got.SwarmAddressPool == "" || got.NetworkPool == "" || got.ReadyTimeout == 0) {
 				t.Errorf("defaults not filled: %+v", got)
 			}
 		})
@@ -278,6 +282,40 @@ func TestOverlapping(t *testing.T) {
 	}
 	if got := overlapping("10.202.0.0/16", []string{"172.17.0.0/16", "192.168.0.0/20"}); len(got) != 0 {
 		t.Errorf("got %v", got)
+	}
+}
+
+func TestPickSubnet(t *testing.T) {
+	for _, tc := range []struct {
+		pool string
+		used []string
+		want string
+	}{
+		{"10.200.0.0/16", []string{"172.17.0.0/16", "172.18.0.0/16"}, "10.200.0.0/24"},
+		{"10.200.0.0/16", []string{"10.200.0.0/24", "10.200.1.0/24", "10.201.0.0/16"}, "10.200.2.0/24"},
+		{"10.200.0.0/16", []string{"10.200.0.0/23", "10.200.2.128/25"}, "10.200.3.0/24"},
+		{"10.200.0.0/23", []string{"10.200.0.0/24"}, "10.200.1.0/24"},
+		{"10.200.0.0/23", []string{"10.0.0.0/8"}, ""},
+		{"10.0.0.0/15", []string{"10.0.0.0/16"}, "10.1.0.0/24"},
+	} {
+		got, err := pickSubnet(tc.pool, tc.used)
+		if got != tc.want || (tc.want == "") != (err != nil) {
+			t.Errorf("pickSubnet(%s, %v) = %q, %v; want %q", tc.pool, tc.used, got, err, tc.want)
+		}
+	}
+}
+
+func TestHostAddress(t *testing.T) {
+	for i, want := range map[int]string{1: "10.200.3.11", 3: "10.200.3.13", 20: "10.200.3.30"} {
+		if got, err := hostAddress("10.200.3.0/24", i); err != nil || got != want {
+			t.Errorf("host %d: %s %v, want %s", i, got, err, want)
+		}
+	}
+	if gw, _ := subnetAddress("10.200.3.0/24", 1); gw != "10.200.3.1" {
+		t.Errorf("gateway %s", gw)
+	}
+	if _, err := hostAddress("fd00::/64", 1); err == nil {
+		t.Error("IPv6 subnet accepted")
 	}
 }
 

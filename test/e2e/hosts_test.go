@@ -199,6 +199,26 @@ while (my $c = $s->accept) { print $c "hello from " . qx(hostname); close $c }`
 		t.Logf("h1 -> h2 over the overlay: %q (%s)", strings.TrimSpace(out), time.Since(start).Round(100*time.Millisecond))
 	})
 
+	// A host that was stopped comes back with its address and rejoins:
+	// create starts it and waits for the swarm.
+	t.Run("a stopped host comes back", func(t *testing.T) {
+		timeout := 30
+		start := time.Now()
+		if err := docker.ContainerStop(ctx, sw.Hosts[1].Container, container.StopOptions{Timeout: &timeout}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("stopped h2 in %s", time.Since(start).Round(100*time.Millisecond))
+		start = time.Now()
+		back, err := hosts.Create(ctx, docker, opts, func(line string) { t.Logf("%6.1fs  %s", time.Since(start).Seconds(), line) })
+		if err != nil {
+			t.Fatalf("create after stopping h2: %v", err)
+		}
+		if back.Hosts[1].Address != sw.Hosts[1].Address || back.Hosts[1].State != "running" {
+			t.Errorf("h2 came back as %+v, was %+v", back.Hosts[1], sw.Hosts[1])
+		}
+		t.Logf("h2 back in the swarm %s after create", time.Since(start).Round(100*time.Millisecond))
+	})
+
 	// Delete leaves nothing labelled on the outer engine, no socket
 	// directory, and no cgroup of an inner container.
 	inner := innerContainerIDs(t, sw)
