@@ -118,7 +118,7 @@ func Create(ctx context.Context, api client.APIClient, opts Options, progress fu
 			return Swarm{}, err
 		}
 	}
-	progress(fmt.Sprintf("started %d engine containers %s-h1..h%d (%s)", o.Count, o.Prefix, o.Count, since(start)))
+	progress(fmt.Sprintf("%d engine containers running: %s-h1..h%d on %s (%s)", o.Count, o.Prefix, o.Count, subnet, since(start)))
 
 	sw, err := Inspect(ctx, api, o.Prefix)
 	if err != nil {
@@ -466,14 +466,19 @@ func formSwarm(ctx context.Context, o Options, sw Swarm, progress func(string)) 
 			return fmt.Errorf("host %s: swarm join as %s via %s:%d: %w", n.Name, n.SwarmRole, leader.Address, SwarmPort, err)
 		}
 	}
-	return waitSwarm(ctx, leader.cli, sw, time.Now().Add(o.ReadyTimeout))
+	clients := map[string]client.APIClient{}
+	for _, n := range nodes {
+		clients[n.Name] = n.cli
+	}
+	return waitSwarm(ctx, leader.cli, clients, sw, time.Now().Add(o.ReadyTimeout))
 }
 
 // waitSwarm waits until the swarm lists every host ready, with every manager
-// reachable.
-func waitSwarm(ctx context.Context, cli client.APIClient, sw Swarm, deadline time.Time) error {
+// reachable, and every host's engine says it is an active node (the list
+// alone may still show a host that just restarted as it was).
+func waitSwarm(ctx context.Context, cli client.APIClient, clients map[string]client.APIClient, sw Swarm, deadline time.Time) error {
 	for {
-		missing, err := swarmNotReady(ctx, cli, sw)
+		missing, err := swarmNotReady(ctx, cli, clients, sw)
 		if err == nil && len(missing) == 0 {
 			return nil
 		}
@@ -493,7 +498,7 @@ func waitSwarm(ctx context.Context, cli client.APIClient, sw Swarm, deadline tim
 
 // swarmNotReady says which hosts the swarm does not yet list as ready (and
 // reachable, for managers).
-func swarmNotReady(ctx context.Context, cli client.APIClient, sw Swarm) ([]string, error) {
+func swarmNotReady(ctx context.Context, cli client.APIClient, clients map[string]client.APIClient, sw Swarm) ([]string, error) {
 	list, err := cli.NodeList(ctx, swarm.NodeListOptions{})
 	if err != nil {
 		return nil, err
@@ -516,6 +521,18 @@ func swarmNotReady(ctx context.Context, cli client.APIClient, sw Swarm) ([]strin
 			missing = append(missing, fmt.Sprintf("%s %s %s", h.Name, n.Status.State, n.Status.Message))
 		case h.SwarmRole == "manager" && (n.ManagerStatus == nil || n.ManagerStatus.Reachability != swarm.ReachabilityReachable):
 			missing = append(missing, h.Name+" not a reachable manager")
+		default:
+			if c := clients[h.Name]; c != nil {
+				info, err := c.Info(ctx)
+				switch {
+				case err != nil:
+					missing = append(missing, fmt.Sprintf("%s: %v", h.Name, err))
+				case info.Swarm.LocalNodeState != swarm.LocalNodeStateActive:
+					missing = append(missing, fmt.Sprintf("%s says it is %s %s", h.Name, info.Swarm.LocalNodeState, info.Swarm.Error))
+				case h.SwarmRole == "manager" && !info.Swarm.ControlAvailable:
+					missing = append(missing, h.Name+" says it is no manager")
+				}
+			}
 		}
 	}
 	sort.Strings(missing)

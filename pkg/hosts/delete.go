@@ -73,14 +73,22 @@ func Delete(ctx context.Context, api client.APIClient, prefix string) error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("listing the volumes of test hosts %s: %w", prefix, err))
 	}
+	// Each volume holds an engine's unpacked images: removed at once.
 	for _, v := range vols.Volumes {
 		if d := v.Labels[LabelSocketDir]; d != "" {
 			dirs[d] = true
 		}
-		if err := api.VolumeRemove(ctx, v.Name, true); err != nil && !client.IsErrNotFound(err) {
-			errs = append(errs, fmt.Errorf("removing volume %s: %w", v.Name, err))
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := api.VolumeRemove(ctx, v.Name, true); err != nil && !client.IsErrNotFound(err) {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("removing volume %s: %w", v.Name, err))
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 
 	sorted := make([]string, 0, len(dirs))
 	for d := range dirs {
