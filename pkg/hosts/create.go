@@ -90,8 +90,21 @@ func Create(ctx context.Context, api client.APIClient, opts Options, progress fu
 	if err != nil {
 		return Swarm{}, fmt.Errorf("test hosts: %w", err)
 	}
+	if h := api.DaemonHost(); !strings.HasPrefix(h, "unix://") {
+		return Swarm{}, fmt.Errorf("test hosts need the Docker engine of this machine, reached over its unix socket (the engine is %s): this machine talks to each inner engine through a socket in a directory it shares with the host's container", h)
+	}
 	if err := checkNoExtraHosts(ctx, api, o); err != nil {
 		return Swarm{}, err
+	}
+	// Images to load must exist before anything is made.
+	var missing []string
+	for _, ref := range o.Images {
+		if _, err := api.ImageInspect(ctx, ref); err != nil {
+			missing = append(missing, ref)
+		}
+	}
+	if len(missing) > 0 {
+		return Swarm{}, fmt.Errorf("test hosts %s: the images to load are not on the engine: %s (build pgha's images with `pgha images build`)", o.Prefix, strings.Join(missing, ", "))
 	}
 	image := o.EngineImage
 	if image == "" {
@@ -125,7 +138,7 @@ func Create(ctx context.Context, api client.APIClient, opts Options, progress fu
 		return sw, err
 	}
 	start = time.Now()
-	if err := waitEngines(ctx, api, sw.Hosts, time.Now().Add(o.ReadyTimeout)); err != nil {
+	if err := waitEngines(ctx, api, sw, time.Now().Add(o.ReadyTimeout)); err != nil {
 		return sw, err
 	}
 	progress(fmt.Sprintf("%d inner engines answer on their sockets (%s)", len(sw.Hosts), since(start)))
@@ -321,21 +334,21 @@ func startHost(ctx context.Context, api client.APIClient, o Options, i int) erro
 
 // waitEngines waits until every inner engine answers a ping on its socket,
 // and fails fast, with the container's last log lines, when one exits.
-func waitEngines(ctx context.Context, api client.APIClient, hosts []Host, deadline time.Time) error {
-	errs := make([]error, len(hosts))
+func waitEngines(ctx context.Context, api client.APIClient, sw Swarm, deadline time.Time) error {
+	errs := make([]error, len(sw.Hosts))
 	var wg sync.WaitGroup
-	for k, h := range hosts {
+	for k, h := range sw.Hosts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[k] = waitEngine(ctx, api, h, deadline)
+			errs[k] = waitEngine(ctx, api, sw.Prefix, h, deadline)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func waitEngine(ctx context.Context, api client.APIClient, h Host, deadline time.Time) error {
+func waitEngine(ctx context.Context, api client.APIClient, prefix string, h Host, deadline time.Time) error {
 	cli, err := h.Client()
 	if err != nil {
 		return err
@@ -354,12 +367,12 @@ func waitEngine(ctx context.Context, api client.APIClient, h Host, deadline time
 			return fmt.Errorf("host %s: inspecting container %s: %w", h.Name, h.Container, err)
 		}
 		if ct.State != nil && !ct.State.Running && ct.State.Status != "created" {
-			return fmt.Errorf("host %s: container %s is %s (exit code %d) and its engine never answered on %s\n--- last log lines of %s ---\n%s\nfix the cause and run create again, or delete the hosts",
-				h.Name, h.Container, ct.State.Status, ct.State.ExitCode, h.Socket, h.Container, LogTail(ctx, api, h.Container, 20))
+			return fmt.Errorf("host %s: container %s is %s (exit code %d) and its engine never answered on %s\n--- last log lines of %s ---\n%s\nfix the cause and run create again, or delete the hosts (pgha hosts delete %s)",
+				h.Name, h.Container, ct.State.Status, ct.State.ExitCode, h.Socket, h.Container, LogTail(ctx, api, h.Container, 20), prefix)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("host %s: its engine did not answer on %s in time (last: %v)\n--- last log lines of %s ---\n%s\nthe machine may be busy: run create again to wait longer, or delete the hosts",
-				h.Name, h.Socket, last, h.Container, LogTail(ctx, api, h.Container, 20))
+			return fmt.Errorf("host %s: its engine did not answer on %s in time (last: %v)\n--- last log lines of %s ---\n%s\nthe machine may be busy: run create again to wait longer, or delete the hosts (pgha hosts delete %s)",
+				h.Name, h.Socket, last, h.Container, LogTail(ctx, api, h.Container, 20), prefix)
 		}
 		select {
 		case <-ctx.Done():

@@ -25,21 +25,36 @@
 // (hosts-engine, hosts-network, hosts-data); Delete removes only what carries
 // them, and treats what is already gone as removed.
 //
+// What works inside these engines on this kind of machine (a kernel without
+// IPVS, so /proc/sys/net/ipv4/vs does not exist), measured in NOTES.md:
+//   - services published in host mode (mode=host): a task on h3 publishing P
+//     answers at 127.0.0.1:P when host 3 was made with port P;
+//   - overlay networks (attachable too) between containers on different hosts;
+//   - service names with endpoint mode dnsrr, and tasks.<service> names.
+//
+// What does not: the ingress routing mesh (publish mode ingress, the default)
+// and a service's virtual IP (endpoint mode vip, the default) — both are IPVS;
+// connecting to a VIP fails with "No route to host". Deploy with
+// EndpointSpec{Mode: swarm.ResolutionModeDNSRR} and PublishMode host.
+//
 // How the CLI will call it (`pgha hosts create` / `pgha hosts delete`), with
 // the one Docker client of the process:
 //
 //	// Ports from the topology, round-robin: host i runs etcd member i and
 //	// Patroni node i; host 1 also the object store.
-//	ports := map[int][]int{}
+//	count := 3
+//	ports := map[int][]int{1: {topo.ObjectStore.APIPort}}
+//	for i, e := range topo.Etcd {
+//		ports[i%count+1] = append(ports[i%count+1], e.ClientPort)
+//	}
 //	for i, n := range topo.Patroni {
-//		h := i%count + 1
-//		ports[h] = append(ports[h], n.PGPort, n.RESTPort)
+//		ports[i%count+1] = append(ports[i%count+1], n.PGPort, n.RESTPort)
 //	}
 //	sw, err := hosts.Create(ctx, docker, hosts.Options{
-//		Prefix:   name,                              // containers <name>-h1 …
-//		Count:    count,                             // 3
-//		Ports:    ports,
-//		StateDir: filepath.Join(stateDir, "hosts"),  // sockets: <dir>/<name>/h1/docker.sock
+//		Prefix:   name,                             // containers <name>-h1 …
+//		Count:    count,
+//		Ports:    ports,                            // 127.0.0.1:P -> P on that host
+//		StateDir: filepath.Join(stateDir, "hosts"), // sockets <dir>/<name>/h1/docker.sock
 //		Images:   []string{set.Patroni.Ref, set.Etcd.Ref, set.ObjectStore.Ref},
 //	}, func(line string) { progress.Info(line) })
 //	if err != nil {
@@ -48,8 +63,11 @@
 //	for _, h := range sw.Hosts {
 //		fmt.Printf("%s\t%s\t%s\t%v\n", h.Name, h.Container, h.Socket, h.Ports)
 //	}
-//	inner, err := sw.Hosts[0].Client() // a manager: deploy services through it
+//	manager, err := sw.Hosts[0].Client() // deploy the services through a manager
+//	defer manager.Close()
 //
-//	// pgha hosts delete:
+//	// pgha hosts delete: everything labelled io.pgha.hosts=<name>.
 //	err = hosts.Delete(ctx, docker, name)
+//
+//	// pgha hosts list: hosts.List(ctx, docker), then hosts.Inspect for each.
 package hosts

@@ -32,6 +32,9 @@ import (
 // overlay network carries traffic between h1 and h2, and deletes it all.
 func TestHosts(t *testing.T) {
 	ctx := context.Background()
+	if h := docker.DaemonHost(); !strings.HasPrefix(h, "unix://") {
+		t.Skipf("test hosts need this machine's engine over a unix socket, not %s", h)
+	}
 	patroniRef := imageRef(t, "patroni")
 	prefix := fmt.Sprintf("e2e-hosts-%04x", rand.IntN(0x10000))
 	stateDir := t.TempDir() // removed after the cleanup below, which runs first
