@@ -4,7 +4,7 @@ package images
 
 import "embed"
 
-// Contexts holds one directory per image: etcd/, patroni/, objectstore/, guard/.
+// Contexts holds one directory per image: etcd/, patroni/, objectstore/, guard/, dind/.
 //
-//go:embed etcd patroni objectstore guard
+//go:embed etcd patroni objectstore guard dind
 var Contexts embed.FS
