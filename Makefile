@@ -32,9 +32,17 @@ down: build
 status: build
 	$(BIN) status
 
-lint:
+# staticcheck comes from the Go module proxy, installed once into GOPATH/bin.
+STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
+STATICCHECK_VERSION := v0.8.2
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: $(STATICCHECK)
 	@out=$$(gofmt -l cmd internal pkg images test bench 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(STATICCHECK) ./...
 
 unit:
 	$(GO) test -count=1 ./pkg/... ./internal/...

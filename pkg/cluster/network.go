@@ -170,7 +170,7 @@ func (d *Docker) waitDNS(ctx context.Context, topo topology.Cluster, node string
 	ctx, cancel := context.WithTimeout(ctx, 35*time.Second)
 	defer cancel()
 	if out, err := d.Engine.Output(ctx, topo.ContainerName(node), engine.ExecOptions{}, append([]string{"python3", "-c", dnsScript}, names...)...); err != nil {
-		return fmt.Errorf("Docker's DNS in %s after the reconnect: %s (%v)", node, strings.TrimSpace(out), err)
+		return fmt.Errorf("no answer from Docker's DNS in %s after the reconnect: %s (%v)", node, strings.TrimSpace(out), err)
 	}
 	return nil
 }

@@ -63,7 +63,7 @@ type txn struct {
 	then []clientv3.Op
 }
 
-func (t *txn) If(cs ...clientv3.Cmp) clientv3.Txn { t.cmps = cs; return t }
+func (t *txn) If(cs ...clientv3.Cmp) clientv3.Txn   { t.cmps = cs; return t }
 func (t *txn) Then(ops ...clientv3.Op) clientv3.Txn { t.then = ops; return t }
 func (t *txn) Else(...clientv3.Op) clientv3.Txn     { return t }
 func (t *txn) Commit() (*clientv3.TxnResponse, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/pgha/pgha/pkg/engine"
 )
 
 // Swarm is a set of test hosts, as the outer engine shows them.
@@ -189,7 +190,7 @@ func ensureNetwork(ctx context.Context, api client.APIClient, o Options) (string
 		}
 		return n.IPAM.Config[0].Subnet, nil
 	}
-	if !client.IsErrNotFound(err) {
+	if !engine.IsNotFound(err) {
 		return "", fmt.Errorf("inspecting network %s: %w", name, err)
 	}
 	// Two creations at once may pick the same subnet: the engine refuses
@@ -289,7 +290,7 @@ func ensureHost(ctx context.Context, api client.APIClient, o Options, i int, ima
 		}
 		progress(fmt.Sprintf("starting the stopped host %s (%s)", HostName(i), name))
 		return caps, startHost(ctx, api, o, i)
-	case !client.IsErrNotFound(err):
+	case !engine.IsNotFound(err):
 		return caps, fmt.Errorf("inspecting container %s: %w", name, err)
 	}
 

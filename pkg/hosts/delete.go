@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+	"github.com/pgha/pgha/pkg/engine"
 )
 
 // Delete removes the test hosts of a prefix: what carries the label
@@ -64,7 +65,7 @@ func Delete(ctx context.Context, api client.APIClient, prefix string) error {
 		errs = append(errs, fmt.Errorf("listing the networks of test hosts %s: %w", prefix, err))
 	}
 	for _, n := range nets {
-		if err := api.NetworkRemove(ctx, n.ID); err != nil && !client.IsErrNotFound(err) {
+		if err := api.NetworkRemove(ctx, n.ID); err != nil && !engine.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing network %s: %w", n.Name, err))
 		}
 	}
@@ -81,7 +82,7 @@ func Delete(ctx context.Context, api client.APIClient, prefix string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := api.VolumeRemove(ctx, v.Name, true); err != nil && !client.IsErrNotFound(err) {
+			if err := api.VolumeRemove(ctx, v.Name, true); err != nil && !engine.IsNotFound(err) {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("removing volume %s: %w", v.Name, err))
 				mu.Unlock()
@@ -129,12 +130,12 @@ func removeHost(ctx context.Context, api client.APIClient, c container.Summary, 
 	if len(c.Names) > 0 {
 		name = c.Names[0][1:]
 	}
-	if c.State == "running" && !drained {
+	if c.State == container.StateRunning && !drained {
 		timeout := stopTimeout
 		// A stop that fails is no matter: the removal below kills it.
 		_ = api.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &timeout})
 	}
-	if err := api.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
+	if err := api.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !engine.IsNotFound(err) {
 		return fmt.Errorf("removing container %s: %w", name, err)
 	}
 	return nil
@@ -148,7 +149,7 @@ func drainHosts(ctx context.Context, list []container.Summary) map[string]bool {
 	defer cancel()
 	clients := map[string]*client.Client{}
 	for _, c := range list {
-		if c.State != "running" || c.Labels[LabelSocketDir] == "" || c.Labels[LabelRole] != RoleEngine {
+		if c.State != container.StateRunning || c.Labels[LabelSocketDir] == "" || c.Labels[LabelRole] != RoleEngine {
 			continue
 		}
 		h := Host{Name: c.Labels[LabelNode], Socket: SocketURL(c.Labels[LabelSocketDir])}

@@ -19,6 +19,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/pgha/pgha/images"
+	"github.com/pgha/pgha/pkg/engine"
 )
 
 // BaseImage is pgha's offline Debian trixie base (made by `pgha images build`
@@ -56,11 +57,11 @@ func EnsureEngineImage(ctx context.Context, api client.APIClient, progress func(
 	ref := "pgha/dind:" + contextHash(BaseImage, files)
 	if _, err := api.ImageInspect(ctx, ref); err == nil {
 		return ref, nil
-	} else if !client.IsErrNotFound(err) {
+	} else if !engine.IsNotFound(err) {
 		return "", fmt.Errorf("looking for the engine image %s: %w", ref, err)
 	}
 	if _, err := api.ImageInspect(ctx, BaseImage); err != nil {
-		if client.IsErrNotFound(err) {
+		if engine.IsNotFound(err) {
 			return "", fmt.Errorf("the engine image %s is built on %s, which this engine does not have: run `pgha images build` first (it makes the offline base with mmdebstrap)", ref, BaseImage)
 		}
 		return "", fmt.Errorf("looking for %s: %w", BaseImage, err)

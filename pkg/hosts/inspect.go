@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
+	"github.com/pgha/pgha/pkg/engine"
 )
 
 // ErrNoHosts says that nothing carries the prefix's label.
@@ -35,7 +36,7 @@ func Inspect(ctx context.Context, api client.APIClient, prefix string) (Swarm, e
 	}
 	for _, c := range list {
 		ct, err := api.ContainerInspect(ctx, c.ID)
-		if client.IsErrNotFound(err) {
+		if engine.IsNotFound(err) {
 			continue
 		}
 		if err != nil {

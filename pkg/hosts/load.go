@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/docker/docker/client"
+	"github.com/pgha/pgha/pkg/engine"
 )
 
 // LoadImages copies images from the outer engine into every host, like
@@ -24,7 +25,7 @@ func LoadImages(ctx context.Context, outer client.APIClient, hosts []Host, refs 
 	for _, ref := range refs {
 		im, err := outer.ImageInspect(ctx, ref)
 		if err != nil {
-			if client.IsErrNotFound(err) {
+			if engine.IsNotFound(err) {
 				return fmt.Errorf("loading images into the test hosts: %s is not on the engine (build pgha's images with `pgha images build`)", ref)
 			}
 			return fmt.Errorf("loading images into the test hosts: inspecting %s: %w", ref, err)
@@ -72,7 +73,7 @@ func missingImages(ctx context.Context, h Host, refs []string, ids map[string]st
 		im, err := cli.ImageInspect(ctx, ref)
 		switch {
 		case err == nil && im.ID == ids[ref]:
-		case err == nil || client.IsErrNotFound(err):
+		case err == nil || engine.IsNotFound(err):
 			missing = append(missing, ref)
 		default:
 			return nil, fmt.Errorf("host %s: inspecting %s on its engine (%s): %w", h.Name, ref, h.Socket, err)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/pgha/pgha/pkg/clients"
 	"github.com/pgha/pgha/pkg/poll"
 )
@@ -122,7 +123,7 @@ func (t Target) why(ctx context.Context, node string, err error) error {
 	if t.ContainerState == nil {
 		return err
 	}
-	if st := t.ContainerState(ctx, node); st != "running" {
+	if st := t.ContainerState(ctx, node); st != string(container.StateRunning) {
 		return fmt.Errorf("%w (container %s is %s)", err, t.Topo.ContainerName(node), st)
 	}
 	return err
