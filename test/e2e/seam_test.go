@@ -1,0 +1,234 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"debug/elf"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/pgha/pgha/pkg/engine"
+	"github.com/pgha/pgha/pkg/topology"
+)
+
+// A pgha built the ordinary Go way (go install, cgo at its default, so
+// linked against the C library) brings a cluster up with the guard on, on an
+// engine chosen through a docker context whose socket is at another path:
+// DOCKER_CONTEXT for up, --context for verify and status.
+func TestContextsAndGoInstall(t *testing.T) {
+	tmp := t.TempDir()
+	gobin := filepath.Join(tmp, "bin")
+	install := exec.Command("go", "install", "../../cmd/pgha")
+	// The environment's own CGO_ENABLED: the ordinary way.
+	install.Env = append(os.Environ(), "GOBIN="+gobin)
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("go install: %v\n%s", err, out)
+	}
+	bin := filepath.Join(gobin, "pgha")
+	if out, _ := exec.Command("go", "env", "CGO_ENABLED").Output(); strings.TrimSpace(string(out)) == "1" {
+		f, err := elf.Open(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dynamic := false
+		for _, p := range f.Progs {
+			dynamic = dynamic || p.Type == elf.PT_INTERP
+		}
+		f.Close()
+		if !dynamic {
+			t.Fatal("go install with cgo on made a static binary; this test wants the dynamic one")
+		}
+	}
+
+	// The engine's socket under another path, named by a context in a
+	// Docker CLI config of the test's own.
+	sock := filepath.Join(tmp, "engine", "docker.sock")
+	if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/var/run/docker.sock", sock); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(tmp, "docker-config")
+	t.Setenv("DOCKER_CONFIG", cfg)
+	if err := engine.SaveContext("pgha-e2e", "unix://"+sock, "this engine, through a symlink"); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DOCKER_CONFIG=" + cfg, "DOCKER_HOST="}
+	run := func(extraEnv []string, args ...string) result {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(append(withoutEnv(os.Environ(), "DOCKER_HOST", "DOCKER_CONTEXT"), env...), extraEnv...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		r := result{stdout: out.String(), stderr: errb.String()}
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	c := newCluster(t, 1, 2)
+	r := run([]string{"DOCKER_CONTEXT=pgha-e2e"}, c.upArgs()...)
+	if r.code != 0 {
+		t.Fatalf("DOCKER_CONTEXT=pgha-e2e pgha up: %s", r)
+	}
+	if !strings.Contains(r.stderr, "linked against the C library") || !strings.Contains(r.stderr, "watching the engine's events") {
+		t.Errorf("the guard from a cgo build:\n%s", r.stderr)
+	}
+	// The guard mounts the engine's socket by its real path.
+	info, err := docker.ContainerInspect(context.Background(), c.name+"-guard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := info.HostConfig.Mounts; len(m) != 1 || m[0].Source != "/var/run/docker.sock" {
+		t.Errorf("guard mounts %+v", m)
+	}
+	if r := run(nil, "--context", "pgha-e2e", "verify", "--name", c.name); r.code != 0 {
+		t.Errorf("pgha --context pgha-e2e verify: %s", r)
+	}
+	if r := run(nil, "--context", "pgha-e2e", "status", "--name", c.name); r.code != 0 || !strings.Contains(r.stdout, "watching") {
+		t.Errorf("status through the context: %s", r)
+	}
+	// An unknown context is a clear error that changes nothing.
+	if r := run(nil, "--context", "nonesuch", "status", "--name", c.name); r.code != 1 || !strings.Contains(r.stderr, `docker context "nonesuch"`) {
+		t.Errorf("an unknown context: %s", r)
+	}
+}
+
+func withoutEnv(env []string, names ...string) []string {
+	var out []string
+next:
+	for _, e := range env {
+		for _, n := range names {
+			if strings.HasPrefix(e, n+"=") {
+				continue next
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+var errFalse = errors.New("not yet")
+
+// A failover test interrupted with Ctrl-C heals its fault before it exits;
+// one killed outright leaves the fault, and `pgha up` brings the member
+// back (unpaused, on the network again) and reports the cluster healthy.
+func TestInterruptedFaultsHeal(t *testing.T) {
+	c := newCluster(t, 3, 3)
+	c.up(t)
+	primaryContainer := func() string {
+		p, _ := c.access(t).Primary(context.Background())
+		if p == "" {
+			t.Fatal("no primary")
+		}
+		return c.name + "-" + p
+	}
+	paused := func(name string) bool {
+		info, err := docker.ContainerInspect(context.Background(), name)
+		return err == nil && info.State.Paused
+	}
+	cutOff := func(name string) bool {
+		info, err := docker.ContainerInspect(context.Background(), name)
+		return err == nil && info.NetworkSettings.Networks[c.topo.NetworkName()] == nil
+	}
+	pins := func(name string) string {
+		out, _ := eng.Output(context.Background(), name, engine.ExecOptions{}, "grep", "-c", "pgha-partition", "/etc/hosts")
+		return strings.TrimSpace(out)
+	}
+	// interrupt starts a failover test, waits until its fault is in place
+	// and sends sig; it returns the exit code.
+	interrupt := func(fault string, inPlace func(string) bool, sig syscall.Signal) (string, int) {
+		t.Helper()
+		target := primaryContainer()
+		cmd := exec.Command(pghaBin, "failover-test", "--name", c.name, "--fault", fault, "--pause-for", "60s")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 60*time.Second, fault+" in place on "+target, func() error {
+			if !inPlace(target) {
+				return errFalse
+			}
+			return nil
+		})
+		_ = cmd.Process.Signal(sig)
+		err := cmd.Wait()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				code = -1
+			}
+		}
+		t.Logf("%s interrupted with %v: exit %d\n%s", fault, sig, code, out.String())
+		return target, code
+	}
+	healthy := func(when string) {
+		t.Helper()
+		for _, n := range c.topo.Patroni {
+			name := c.name + "-" + n.Name
+			if paused(name) || cutOff(name) {
+				t.Errorf("%s: %s is paused or cut off", when, name)
+			}
+			if p := pins(name); p != "0" {
+				t.Errorf("%s: %s has %s pinned names in /etc/hosts", when, name, p)
+			}
+		}
+		if rep, r := c.verify(t); !rep.OK {
+			t.Errorf("%s: verify: %s\n%s", when, failedRows(rep), r)
+		}
+	}
+
+	for _, f := range []struct {
+		fault   string
+		inPlace func(string) bool
+	}{{"pause", paused}, {"partition", cutOff}} {
+		t.Run("ctrl-c during "+f.fault, func(t *testing.T) {
+			target, code := interrupt(f.fault, f.inPlace, syscall.SIGINT)
+			if code != 130 {
+				t.Errorf("exit %d, want 130", code)
+			}
+			if f.inPlace(target) {
+				t.Errorf("%s is still under %s after Ctrl-C", target, f.fault)
+			}
+			c.up(t) // waits until every replica streams again
+			healthy("after Ctrl-C and up")
+		})
+		t.Run("killed during "+f.fault, func(t *testing.T) {
+			target, _ := interrupt(f.fault, f.inPlace, syscall.SIGKILL)
+			if !f.inPlace(target) {
+				t.Fatalf("%s healed itself although pgha was killed", target)
+			}
+			r := c.up(t)
+			if !strings.Contains(r.stdout, target) {
+				t.Errorf("up's summary: %s", r)
+			}
+			healthy("after up")
+		})
+	}
+	// Nothing of the cluster is paused or cut off at the end, per the engine.
+	cs, err := docker.ContainerList(context.Background(), container.ListOptions{Filters: clusterFilter(c.name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range cs {
+		if ct.State != container.StateRunning || ct.Labels[topology.LabelRole] == "" {
+			t.Errorf("%v is %s", ct.Names, ct.State)
+		}
+	}
+}
