@@ -71,7 +71,7 @@ func Locate(contextFlag string) (Endpoint, error) {
 		name, source = os.Getenv("DOCKER_CONTEXT"), SourceDockerContext
 	default:
 		name, source = DefaultContext, SourceDefault
-		if cfg, err := config.Load(config.Dir()); err == nil && cfg.CurrentContext != "" {
+		if cfg, err := config.Load(configDir()); err == nil && cfg.CurrentContext != "" {
 			name, source = cfg.CurrentContext, SourceConfig
 		}
 	}
@@ -110,19 +110,31 @@ func Locate(contextFlag string) (Endpoint, error) {
 	return out, nil
 }
 
+// configDir is the Docker CLI config directory: $DOCKER_CONFIG, else
+// ~/.docker (read now, not cached as the CLI's config.Dir is).
+func configDir() string {
+	if d := os.Getenv(config.EnvOverrideConfigDir); d != "" {
+		return d
+	}
+	return config.Dir()
+}
+
 // contextStore is the Docker CLI's context store ($DOCKER_CONFIG/contexts).
-func contextStore() *store.ContextStore {
-	return store.New(config.ContextStoreDir(), store.NewConfig(
+func contextStore() *store.ContextStore { return contextStoreIn(filepath.Join(configDir(), "contexts")) }
+
+func contextStoreIn(dir string) *store.ContextStore {
+	return store.New(dir, store.NewConfig(
 		func() any { return &map[string]any{} },
 		store.EndpointTypeGetter(docker.DockerEndpoint, func() any { return &docker.EndpointMeta{} }),
 	))
 }
 
-// SaveContext writes a docker context named name whose engine is host, as
-// `docker context create NAME --docker host=HOST` does (tests and scripts
-// use it where the docker CLI may be missing).
-func SaveContext(name, host, description string) error {
-	return contextStore().CreateOrUpdate(store.Metadata{
+// SaveContext writes, into the Docker CLI config directory configDir, a
+// docker context named name whose engine is host, as `DOCKER_CONFIG=configDir
+// docker context create NAME --docker host=HOST` does (tests use it where
+// the docker CLI may be missing).
+func SaveContext(configDir, name, host, description string) error {
+	return contextStoreIn(filepath.Join(configDir, "contexts")).CreateOrUpdate(store.Metadata{
 		Name:      name,
 		Metadata:  map[string]any{"Description": description},
 		Endpoints: map[string]any{docker.DockerEndpoint: docker.EndpointMeta{Host: host}},

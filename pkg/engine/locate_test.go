@@ -25,10 +25,10 @@ func isolate(t *testing.T) string {
 // DOCKER_CONTEXT, the config's current context, the default socket.
 func TestLocateOrder(t *testing.T) {
 	dir := isolate(t)
-	if err := SaveContext("lab", "unix:///tmp/lab/docker.sock", "a test"); err != nil {
+	if err := SaveContext(dir, "lab", "unix:///tmp/lab/docker.sock", "a test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := SaveContext("remote", "tcp://build-box.example:2376", ""); err != nil {
+	if err := SaveContext(dir, "remote", "tcp://build-box.example:2376", ""); err != nil {
 		t.Fatal(err)
 	}
 	check := func(flag, wantContext, wantSource, wantHost string) {

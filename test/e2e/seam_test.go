@@ -57,8 +57,7 @@ func TestContextsAndGoInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(tmp, "docker-config")
-	t.Setenv("DOCKER_CONFIG", cfg)
-	if err := engine.SaveContext("pgha-e2e", "unix://"+sock, "this engine, through a symlink"); err != nil {
+	if err := engine.SaveContext(cfg, "pgha-e2e", "unix://"+sock, "this engine, through a symlink"); err != nil {
 		t.Fatal(err)
 	}
 	env := []string{"DOCKER_CONFIG=" + cfg, "DOCKER_HOST="}
@@ -83,17 +82,18 @@ func TestContextsAndGoInstall(t *testing.T) {
 	c := newCluster(t, 1, 2)
 	r := run([]string{"DOCKER_CONTEXT=pgha-e2e"}, c.upArgs()...)
 	if r.code != 0 {
-		t.Fatalf("DOCKER_CONTEXT=pgha-e2e pgha up: %s", r)
+		t.Fatalf("DOCKER_CONTEXT=pgha-e2e %s %v: %s", bin, c.upArgs(), r)
 	}
 	if !strings.Contains(r.stderr, "linked against the C library") || !strings.Contains(r.stderr, "watching the engine's events") {
 		t.Errorf("the guard from a cgo build:\n%s", r.stderr)
 	}
-	// The guard mounts the engine's socket by its real path.
+	// The guard mounts the engine's socket by its real path, not the link.
 	info, err := docker.ContainerInspect(context.Background(), c.name+"-guard")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := info.HostConfig.Mounts; len(m) != 1 || m[0].Source != "/var/run/docker.sock" {
+	real, _ := filepath.EvalSymlinks("/var/run/docker.sock")
+	if m := info.HostConfig.Mounts; len(m) != 1 || m[0].Source != real {
 		t.Errorf("guard mounts %+v", m)
 	}
 	if r := run(nil, "--context", "pgha-e2e", "verify", "--name", c.name); r.code != 0 {
