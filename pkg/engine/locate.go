@@ -120,7 +120,9 @@ func configDir() string {
 }
 
 // contextStore is the Docker CLI's context store ($DOCKER_CONFIG/contexts).
-func contextStore() *store.ContextStore { return contextStoreIn(filepath.Join(configDir(), "contexts")) }
+func contextStore() *store.ContextStore {
+	return contextStoreIn(filepath.Join(configDir(), "contexts"))
+}
 
 func contextStoreIn(dir string) *store.ContextStore {
 	return store.New(dir, store.NewConfig(
