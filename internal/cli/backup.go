@@ -4,9 +4,10 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/pgha/pgha/pkg/progress"
 	"strings"
 	"time"
+
+	"github.com/pgha/pgha/pkg/progress"
 
 	"github.com/pgha/pgha/pkg/backup"
 	"github.com/pgha/pgha/pkg/ops"
@@ -45,7 +46,7 @@ from the cluster's first minute, so any backup plus the archive restores to a po
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&name, "name", topology.DefaultName, "cluster name")
+	addNameFlag(cmd, &name)
 	cmd.Flags().StringVar(&typ, "type", backup.Full, "backup type: "+strings.Join(backup.Types, ", "))
 	addOutputFlag(cmd, &output)
 	cmd.AddCommand(a.newBackupListCommand())
@@ -95,7 +96,7 @@ func (a *app) newBackupListCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&name, "name", topology.DefaultName, "cluster name")
+	addNameFlag(cmd, &name)
 	addOutputFlag(cmd, &output)
 	return cmd
 }
@@ -198,7 +199,7 @@ Exactly one of --to-time, --to-lsn and --latest.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&name, "name", topology.DefaultName, "cluster name")
+	addNameFlag(cmd, &name)
 	cmd.Flags().StringVar(&toTime, "to-time", "", `restore to this time (RFC 3339, or "2006-01-02 15:04:05" local time)`)
 	cmd.Flags().StringVar(&toLSN, "to-lsn", "", "restore to this WAL position (like 0/5002118)")
 	cmd.Flags().BoolVar(&latest, "latest", false, "restore to the end of the archived WAL")

@@ -51,3 +51,20 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version: exit %d, %q", code, out)
 	}
 }
+
+// A hostile --name is refused as bad usage on every command, before the
+// engine is asked or the state directory is touched.
+func TestHostileNamesAreUsageErrors(t *testing.T) {
+	t.Setenv("PGHA_STATE_DIR", t.TempDir())
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock") // reaching the engine would fail differently
+	for _, cmd := range [][]string{{"up"}, {"down", "-v"}, {"status"}, {"verify"}, {"env"}, {"inspect", "cluster"}, {"inspect", "etcd", "keys"},
+		{"failover-test"}, {"switchover"}, {"backup"}, {"backup", "list"}, {"restore", "--latest", "--yes"}} {
+		for _, name := range []string{"..", "../../etc", "a/b", "x\ny", "UPPER", ""} {
+			a, _, errb := newTestApp()
+			code := a.run(context.Background(), append(cmd, "--name", name))
+			if code != exitUsage || !strings.Contains(errb.String(), "cluster name") || strings.Contains(errb.String(), "Docker engine") {
+				t.Errorf("%v --name %q: exit %d, %s", cmd, name, code, errb)
+			}
+		}
+	}
+}

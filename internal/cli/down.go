@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
 )
 
@@ -48,7 +47,7 @@ Resources pgha did not create are never touched. Nothing to remove is not an err
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&name, "name", topology.DefaultName, "cluster name")
+	addNameFlag(cmd, &name)
 	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "also remove the data volumes and secrets")
 	return cmd
 }

@@ -49,7 +49,7 @@ func (a *app) newEnvCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&name, "name", topology.DefaultName, "cluster name")
+	addNameFlag(cmd, &name)
 	return cmd
 }
 

@@ -75,7 +75,7 @@ func (a *app) newSwitchoverCommand() *cobra.Command {
 }
 
 func (f *failoverFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.name, "name", topology.DefaultName, "cluster name")
+	addNameFlag(cmd, &f.name)
 	addOutputFlag(cmd, &f.output)
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 90*time.Second, "limit of each wait: new primary, writes resuming, rejoin")
 }

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/pgha/pgha/pkg/clients"
-	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
 )
 
@@ -67,7 +66,7 @@ primary would keep the leadership). --values prints each value in full, JSON ind
 			return nil
 		},
 	}
-	keys.Flags().StringVar(&name, "name", topology.DefaultName, "cluster name")
+	addNameFlag(keys, &name)
 	keys.Flags().StringVar(&prefix, "prefix", "", "key prefix (default /<namespace>/<scope>/)")
 	keys.Flags().BoolVar(&values, "values", false, "print every value in full")
 	addOutputFlag(keys, &output)
@@ -118,7 +117,7 @@ func (a *app) newInspectClusterCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&name, "name", topology.DefaultName, "cluster name")
+	addNameFlag(cmd, &name)
 	addOutputFlag(cmd, &output)
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/lipgloss/table"
+	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
 )
 
@@ -58,5 +59,25 @@ func (o *outputFormat) Set(v string) error {
 		return fmt.Errorf("unknown output format %q: use table or json", v)
 	}
 	*o = outputFormat(v)
+	return nil
+}
+
+// addNameFlag adds --name, the cluster's name, checked with the one cluster
+// name rule when it is parsed: a bad name is a usage error before anything
+// touches the engine or the state directory.
+func addNameFlag(cmd *cobra.Command, name *string) {
+	*name = topology.DefaultName
+	cmd.Flags().Var((*clusterName)(name), "name", "cluster name")
+}
+
+type clusterName string
+
+func (n *clusterName) String() string { return string(*n) }
+func (n *clusterName) Type() string   { return "name" }
+func (n *clusterName) Set(v string) error {
+	if err := topology.ValidName(v); err != nil {
+		return err
+	}
+	*n = clusterName(v)
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
 )
 
@@ -18,7 +17,7 @@ func (a *app) newStatusCommand() *cobra.Command {
 			return a.showStatus(cmd, name, output)
 		},
 	}
-	cmd.Flags().StringVar(&name, "name", topology.DefaultName, "cluster name")
+	addNameFlag(cmd, &name)
 	addOutputFlag(cmd, &output)
 	return cmd
 }

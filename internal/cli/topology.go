@@ -25,7 +25,7 @@ type topologyFlags struct {
 
 func (f *topologyFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.file, "file", "f", "", "topology file (YAML); default: the seed topology")
-	cmd.Flags().StringVar(&f.name, "name", topology.DefaultName, "cluster name")
+	addNameFlag(cmd, &f.name)
 	cmd.Flags().IntVar(&f.etcd, "etcd", 3, "number of etcd members (without -f)")
 	cmd.Flags().IntVar(&f.patroni, "patroni", 3, "number of Patroni nodes (without -f)")
 	cmd.Flags().IntVar(&f.portOffset, "port-offset", 0, "add this to every host port, to run a cluster beside another")

@@ -50,7 +50,7 @@ Exit code 0 when every check passes, 1 otherwise. Never runs past --timeout.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&f.name, "name", topology.DefaultName, "cluster name")
+	addNameFlag(cmd, &f.name)
 	addOutputFlag(cmd, &f.output)
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 10*time.Second, "give up on checks still waiting after this long")
 	cmd.Flags().Int64Var(&f.maxLag, "max-lag", 1<<20, "largest replication lag in bytes that passes")

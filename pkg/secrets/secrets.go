@@ -11,6 +11,8 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+
+	"github.com/pgha/pgha/pkg/topology"
 )
 
 // Secrets are one cluster's credentials.
@@ -44,13 +46,22 @@ func StateRoot() (string, error) {
 	return filepath.Join(home, ".local", "state", "pgha"), nil
 }
 
-// For returns the store of a cluster.
+// For returns the store of a cluster. The name is checked with the cluster
+// name rule, and the directory must lie inside the state root: no name can
+// make pgha read, write or remove anything else.
 func For(cluster string) (Store, error) {
+	if err := topology.ValidName(cluster); err != nil {
+		return Store{}, err
+	}
 	root, err := StateRoot()
 	if err != nil {
 		return Store{}, err
 	}
-	return Store{Cluster: cluster, Dir: filepath.Join(root, cluster)}, nil
+	dir := filepath.Join(root, cluster)
+	if rel, err := filepath.Rel(root, dir); err != nil || rel != cluster {
+		return Store{}, fmt.Errorf("cluster %q: its state directory %s would lie outside %s", cluster, dir, root)
+	}
+	return Store{Cluster: cluster, Dir: dir}, nil
 }
 
 func (s Store) path(name string) string { return filepath.Join(s.Dir, name) }

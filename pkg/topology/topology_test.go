@@ -352,3 +352,44 @@ func TestPgBackRestEnv(t *testing.T) {
 		t.Errorf("the topology's pgBackRest environment carries a key:\n%s", env)
 	}
 }
+
+// One rule for cluster names, on hostile input: nothing that could leave
+// the state root, break a Docker name or a shell line gets through.
+func TestValidNameRefusesHostileInput(t *testing.T) {
+	for _, bad := range []string{"", "..", ".", "../etc", "a/b", "/abs", "a\nb", "a b", "UPPER", "Mixed", "-lead", "x_y", "a;rm -rf", strings.Repeat("a", 41), strings.Repeat("a", 300), "pgha\x00", "ünï"} {
+		if err := ValidName(bad); err == nil {
+			t.Errorf("ValidName(%q) accepted", bad)
+		} else if !strings.Contains(err.Error(), "cluster name") || len(err.Error()) > 300 {
+			t.Errorf("ValidName(%q): %v", bad, err)
+		}
+	}
+	for _, good := range []string{"pgha", "lab2", "a", "e2e-up-1a2b", strings.Repeat("a", 40)} {
+		if err := ValidName(good); err != nil {
+			t.Errorf("ValidName(%q): %v", good, err)
+		}
+	}
+}
+
+func TestValidateRefusesHostileScopesAndNodes(t *testing.T) {
+	c := Seed()
+	c.Scope = "pg\ncluster"
+	c.Namespace = "/service/../x y"
+	c.Patroni[0].Name = "objectstore"
+	c.Etcd[0].Name = "guard"
+	_, err := c.Validate()
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{`scope "pg\ncluster"`, `namespace "/service/../x y"`, `patroni[0] name "objectstore": reserved for the object store's alias`, `etcd[0] name "guard": reserved for the guard`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	for _, scope := range []string{"a/b", "", strings.Repeat("s", 64), "../x"} {
+		c := Seed()
+		c.Scope = scope
+		if _, err := c.Validate(); err == nil {
+			t.Errorf("scope %q accepted", scope)
+		}
+	}
+}

@@ -7,8 +7,13 @@ import (
 )
 
 var (
-	// clusterName must be usable inside Docker container, network and volume names.
+	// clusterName must be usable inside Docker container, network and volume
+	// names and as a directory name under the state root.
 	clusterName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+	// scopeName is Patroni's scope: a path segment in etcd and the pgBackRest stanza.
+	scopeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	// namespace is etcd's key prefix: slash-separated segments.
+	namespace = regexp.MustCompile(`^(/[A-Za-z0-9._-]+)+/?$`)
 	// nodeName is also a host name on the cluster network and a Patroni member name.
 	nodeName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	bucket   = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
@@ -24,20 +29,43 @@ func (e *ValidationError) Error() string {
 	return "invalid topology:\n  - " + strings.Join(e.Problems, "\n  - ")
 }
 
+// ValidName checks a cluster name: the one rule every command applies to
+// --name (and a topology's name) before it touches the engine or the state
+// directory. The name becomes part of Docker names and a directory name.
+func ValidName(name string) error {
+	if !clusterName.MatchString(name) {
+		shown := name
+		if len(shown) > 50 {
+			shown = shown[:47] + "..."
+		}
+		return fmt.Errorf("cluster name %q: use 1-40 lowercase letters, digits and '-', starting with a letter or digit (it becomes part of Docker names and a directory name)", shown)
+	}
+	return nil
+}
+
+// reservedNodeNames are host names pgha's own containers take on the
+// cluster network.
+var reservedNodeNames = map[string]string{
+	StoreMinIO:       "the object store",
+	StoreVersityGW:   "the object store",
+	ObjectStoreAlias: "the object store's alias",
+	GuardNode:        "the guard",
+}
+
 // Validate checks the whole topology and reports every problem at once.
 // Warnings describe legal but doubtful choices, such as an even etcd count.
 func (c Cluster) Validate() (warnings []string, err error) {
 	var p []string
 	add := func(format string, a ...any) { p = append(p, fmt.Sprintf(format, a...)) }
 
-	if !clusterName.MatchString(c.Name) {
-		add("name %q: use 1-40 lowercase letters, digits and '-', starting with a letter or digit (it becomes part of Docker names)", c.Name)
+	if err := ValidName(c.Name); err != nil {
+		add("%v", err)
 	}
-	if strings.TrimSpace(c.Scope) == "" || strings.ContainsAny(c.Scope, "/ ") {
-		add("scope %q: must be non-empty, without '/' or spaces", c.Scope)
+	if !scopeName.MatchString(c.Scope) {
+		add("scope %q: use 1-63 letters, digits, '.', '_' and '-', starting with a letter or digit (it is a key segment in etcd and the pgBackRest stanza)", c.Scope)
 	}
-	if !strings.HasPrefix(c.Namespace, "/") {
-		add("namespace %q: must start with '/'", c.Namespace)
+	if !namespace.MatchString(c.Namespace) {
+		add("namespace %q: must start with '/' and hold letters, digits, '.', '_', '-' and '/' only", c.Namespace)
 	}
 	if len(c.Etcd) == 0 {
 		add("etcd: at least one member is needed")
@@ -53,10 +81,8 @@ func (c Cluster) Validate() (warnings []string, err error) {
 		switch {
 		case !nodeName.MatchString(name):
 			add("%s name %q: use lowercase letters, digits and '-' (it is a host name)", where, name)
-		case name == StoreMinIO || name == StoreVersityGW:
-			add("%s name %q: reserved for the object store", where, name)
-		case name == GuardNode:
-			add("%s name %q: reserved for the guard", where, name)
+		case reservedNodeNames[name] != "":
+			add("%s name %q: reserved for %s", where, name, reservedNodeNames[name])
 		case names[name] != "":
 			add("%s name %q: already used by %s", where, name, names[name])
 		default:
