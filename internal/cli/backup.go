@@ -126,17 +126,20 @@ func humanBytes(n int64) string {
 
 func (a *app) newRestoreCommand() *cobra.Command {
 	var name, toTime, toLSN string
-	var latest, yes bool
+	var latest, yes, abort bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "restore",
 		Short: "Restore the whole cluster to a point in time from its backups and WAL archive",
 		Long: `Restore every node of the cluster: pgha checks the target against the backups in the
-repository (and refuses one outside the recoverable span, naming it), asks for
-confirmation, then removes the Patroni nodes and their data, clears the cluster's keys in
-etcd, lets Patroni bootstrap the bootstrap leader with pgBackRest restoring to the target,
-clones the replicas from it and waits until the cluster verifies healthy.
-Exactly one of --to-time, --to-lsn and --latest.`,
+repository (and refuses one outside the recoverable span, naming it) and asks for
+confirmation, changing nothing until then. Then it stops writes on the primary (new sessions
+read-only, open ones ended) and archives its last WAL, so that every acknowledged write can be
+restored; replaces the Patroni containers and restores into new data volumes — the bootstrap
+leader by pgBackRest to the target, the replicas cloned from it — and waits until the cluster
+verifies healthy. Only then are the old volumes removed; a restore that fails goes back to them.
+Exactly one of --to-time, --to-lsn and --latest. An interrupted restore is pending: run
+"pgha restore" again (no target) to complete it, or "pgha restore --abort" to go back.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var target topology.RestoreTarget
@@ -157,10 +160,19 @@ Exactly one of --to-time, --to-lsn and --latest.`,
 			if latest {
 				n++
 			}
-			if n != 1 {
+			pending, err := ops.PendingRestore(name)
+			if err != nil {
+				return err
+			}
+			switch {
+			case abort && n > 0:
+				return usageError{fmt.Errorf("--abort takes no target")}
+			case abort && pending == nil:
+				return fmt.Errorf("cluster %s has no pending restore to abort", name)
+			case n > 1 || (n == 0 && pending == nil && !abort):
 				return usageError{fmt.Errorf("give exactly one of --to-time, --to-lsn and --latest")}
 			}
-			if !yes && !a.stdinTTY() {
+			if !yes && !a.stdinTTY() && pending == nil {
 				return usageError{fmt.Errorf("a restore replaces every node's data: confirm with --yes when not at a terminal")}
 			}
 			ctx := cmd.Context()
@@ -171,31 +183,32 @@ Exactly one of --to-time, --to-lsn and --latest.`,
 				return err
 			}
 			topo := o.Topo
+			if abort {
+				return o.Abort(ctx, timeout)
+			}
 			confirm := func(plan ops.RestorePlan) bool {
 				if yes {
 					return true
 				}
-				fmt.Fprintf(a.stderr, "Restore cluster %s to %s from backup %s?\nThis replaces the data of %s. [y/N] ",
+				fmt.Fprintf(a.stderr, "Restore cluster %s to %s from backup %s?\nThis replaces the data of %s (kept until the restored cluster verifies healthy). [y/N] ",
 					topo.Name, plan.Target, plan.Backup.Label, strings.Join(plan.Replaced, ", "))
 				answer, _ := bufio.NewReader(a.stdin).ReadString('\n')
 				answer = strings.ToLower(strings.TrimSpace(answer))
 				return answer == "y" || answer == "yes"
 			}
 			start := time.Now()
-			if _, err := o.Restore(ctx, target, timeout, confirm); err != nil {
-				return err
+			var want *topology.RestoreTarget
+			if n == 1 {
+				want = &target
 			}
-			// Up has waited for every replica to stream; a minute covers a
-			// synchronous standby being named.
-			rep, err := a.verifyUntil(ctx, topo.Name, time.Minute)
+			plan, rep, err := o.Restore(ctx, want, timeout, confirm)
 			if err != nil {
+				if len(rep.Failed()) > 0 {
+					a.printChecks(rep)
+				}
 				return err
 			}
-			if !rep.OK {
-				a.printChecks(rep)
-				return fmt.Errorf("the restored cluster %s does not verify healthy", topo.Name)
-			}
-			st.Info(fmt.Sprintf("Cluster %s restored to %s and verified healthy in %s", topo.Name, target, time.Since(start).Round(100*time.Millisecond)))
+			st.Info(fmt.Sprintf("Cluster %s restored to %s and verified healthy in %s", topo.Name, plan.Target, time.Since(start).Round(100*time.Millisecond)))
 			return nil
 		},
 	}
@@ -204,6 +217,7 @@ Exactly one of --to-time, --to-lsn and --latest.`,
 	cmd.Flags().StringVar(&toLSN, "to-lsn", "", "restore to this WAL position (like 0/5002118)")
 	cmd.Flags().BoolVar(&latest, "latest", false, "restore to the end of the archived WAL")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&abort, "abort", false, "give up a pending restore: go back to the data from before it")
 	cmd.Flags().DurationVar(&timeout, "timeout", 15*time.Minute, "limit for the restore and the wait for a healthy cluster")
 	return cmd
 }

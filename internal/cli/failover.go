@@ -10,6 +10,7 @@ import (
 	"github.com/pgha/pgha/pkg/failover"
 	"github.com/pgha/pgha/pkg/faults"
 	"github.com/pgha/pgha/pkg/guard"
+	"github.com/pgha/pgha/pkg/poll"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
 )
@@ -111,7 +112,9 @@ func (a *app) runScenario(cmd *cobra.Command, f *failoverFlags, opts failover.Op
 	rep, last, err := failover.Run(ctx, env, opts)
 	rep.Guard = guardBefore
 	if topo.Guard {
-		if after, gerr := b.GuardStatus(context.WithoutCancel(ctx), topo); gerr == nil {
+		gctx, cancel := poll.Detached(ctx, 5*time.Second)
+		defer cancel()
+		if after, gerr := b.GuardStatus(gctx, topo); gerr == nil {
 			rep.Guard.Decision = guard.DecisionOn(after.Records, rep.Target, began)
 		}
 	}

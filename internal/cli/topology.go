@@ -86,6 +86,7 @@ func (f *topologyFlags) resolve(ctx context.Context, cmd *cobra.Command, b clust
 	if err != nil && !errors.As(err, new(cluster.ErrNoCluster)) {
 		return want, nil, err
 	}
+	want.DataGeneration = existing.DataGeneration // read from the volumes, not a choice
 	if err == nil && !reflect.DeepEqual(existing, want) {
 		return want, nil, fmt.Errorf("cluster %q already exists with a different topology; remove it first with `pgha down --name %s` (add -v to drop its data), or pick another --name", want.Name, want.Name)
 	}

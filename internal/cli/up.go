@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pgha/pgha/pkg/ops"
+
 	"github.com/spf13/cobra"
 )
 
@@ -35,6 +37,13 @@ On a running cluster it changes nothing.`,
 			topo, warnings, err := f.topology.resolve(ctx, cmd, b)
 			if err != nil {
 				return err
+			}
+			// A pending restore owns the Patroni nodes: up would bootstrap
+			// an empty cluster over the restore.
+			if p, err := ops.PendingRestore(topo.Name); err != nil {
+				return err
+			} else if p != nil {
+				return ops.ErrPending(topo.Name, p)
 			}
 			for _, w := range warnings {
 				st.Warn(w)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pgha/pgha/pkg/poll"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/pgha/pgha/pkg/verify"
 	"github.com/spf13/cobra"
@@ -68,16 +69,6 @@ func (a *app) verify(ctx context.Context, name string, timeout time.Duration, ma
 	return verify.Run(ctx, t), nil
 }
 
-// verifyUntil runs the checks until they pass or d has passed: after a
-// restore or a failover, replicas take a few loops to stream.
-func (a *app) verifyUntil(ctx context.Context, name string, d time.Duration) (verify.Report, error) {
-	t, err := a.verifyTarget(ctx, name, 1<<20)
-	if err != nil {
-		return verify.Report{}, err
-	}
-	return verify.RunUntil(ctx, t, d), nil
-}
-
 // verifyTarget is what the checks need to know of a cluster.
 func (a *app) verifyTarget(ctx context.Context, name string, maxLag int64) (verify.Target, error) {
 	b, acc, err := a.access(ctx, name)
@@ -97,7 +88,9 @@ func (a *app) verifyTarget(ctx context.Context, name string, maxLag int64) (veri
 		MaxLag:    maxLag,
 		StoreKind: kind,
 		ContainerState: func(ctx context.Context, node string) string {
-			return b.ContainerState(context.WithoutCancel(ctx), topo, node)
+			cctx, cancel := poll.Detached(ctx, 3*time.Second)
+			defer cancel()
+			return b.ContainerState(cctx, topo, node)
 		},
 	}, nil
 }

@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,8 +59,9 @@ type Backend interface {
 	Member(ctx context.Context, topo topology.Cluster, node string) (engine.Container, error)
 	// StoreKind is the kind of the cluster's object store container ("" for none).
 	StoreKind(ctx context.Context, topo topology.Cluster) (string, error)
-	// RemoveMembers removes members' containers, and their volumes with volumes.
-	RemoveMembers(ctx context.Context, topo topology.Cluster, nodes []string, volumes bool) error
+	// RemoveMembers removes members' containers; RemoveVolumes their data volumes.
+	RemoveMembers(ctx context.Context, topo topology.Cluster, nodes []string) error
+	RemoveVolumes(ctx context.Context, topo topology.Cluster, nodes []string) error
 	// Access is how the cluster's published ports are reached from here.
 	Access(topo topology.Cluster, creds clients.Credentials) clients.Access
 }
@@ -143,7 +145,28 @@ func (d *Docker) Find(ctx context.Context, name string) (topology.Cluster, error
 	if err := json.Unmarshal([]byte(raw), &topo); err != nil {
 		return topology.Cluster{}, fmt.Errorf("cluster %s: unreadable topology label: %w", name, err)
 	}
+	gen, err := d.dataGeneration(ctx, name)
+	if err != nil {
+		return topology.Cluster{}, err
+	}
+	topo.DataGeneration = gen
 	return topo, nil
+}
+
+// dataGeneration is the newest generation among the cluster's data volumes
+// (0 when no restore made one).
+func (d *Docker) dataGeneration(ctx context.Context, name string) (int, error) {
+	vols, err := d.Engine.API.VolumeList(ctx, volume.ListOptions{Filters: engine.ClusterFilter(name)})
+	if err != nil {
+		return 0, fmt.Errorf("listing volumes: %w", err)
+	}
+	gen := 0
+	for _, v := range vols.Volumes {
+		if g, err := strconv.Atoi(v.Labels[topology.LabelGeneration]); err == nil && g > gen {
+			gen = g
+		}
+	}
+	return gen, nil
 }
 
 // topologyLabel is the topology as stored on the cluster's resources.

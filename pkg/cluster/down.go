@@ -114,9 +114,9 @@ func (d *Docker) Down(ctx context.Context, name string, volumes bool) (DownResul
 	return res, nil
 }
 
-// RemoveMembers removes members' containers and, with volumes, their data
-// volumes. A container that is not the cluster's own is refused, not removed.
-func (d *Docker) RemoveMembers(ctx context.Context, topo topology.Cluster, nodes []string, volumes bool) error {
+// RemoveMembers removes members' containers. A container that is not the
+// cluster's own is refused, not removed.
+func (d *Docker) RemoveMembers(ctx context.Context, topo topology.Cluster, nodes []string) error {
 	var errs []error
 	for _, node := range nodes {
 		name := topo.ContainerName(node)
@@ -129,14 +129,27 @@ func (d *Docker) RemoveMembers(ctx context.Context, topo topology.Cluster, nodes
 		case c.Exists():
 			if err := d.Engine.API.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !engine.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("removing %s: %w", name, err))
-				continue
 			}
 		}
-		if !volumes {
-			continue
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveVolumes removes members' data volumes (of topo's data generation).
+// A volume that is not the cluster's own is refused, not removed.
+func (d *Docker) RemoveVolumes(ctx context.Context, topo topology.Cluster, nodes []string) error {
+	var errs []error
+	for _, node := range nodes {
+		name := topo.VolumeName(node)
+		owned, err := d.volumeOwned(ctx, topo.Name, name)
+		if err != nil {
+			return err
 		}
-		if err := d.Engine.API.VolumeRemove(ctx, topo.VolumeName(node), true); err != nil && !engine.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("removing volume %s: %w", topo.VolumeName(node), err))
+		if !owned {
+			return fmt.Errorf("volume %s does not belong to cluster %s; pgha will not remove it", name, topo.Name)
+		}
+		if err := d.Engine.API.VolumeRemove(ctx, name, true); err != nil && !engine.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing volume %s: %w", name, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -239,7 +240,11 @@ func (u *upRun) create(ctx context.Context) (string, error) {
 			continue
 		}
 		if s.Volume != "" { // the guard keeps no data
-			if _, err := api.VolumeCreate(ctx, volume.CreateOptions{Name: s.Volume, Labels: topo.Labels(topology.RoleVolume, s.Node)}); err != nil {
+			labels := topo.Labels(topology.RoleVolume, s.Node)
+			if s.Role == topology.RolePatroni && topo.DataGeneration > 0 {
+				labels[topology.LabelGeneration] = strconv.Itoa(topo.DataGeneration)
+			}
+			if _, err := api.VolumeCreate(ctx, volume.CreateOptions{Name: s.Volume, Labels: labels}); err != nil {
 				return "", fmt.Errorf("creating volume %s: %w", s.Volume, err)
 			}
 		}

@@ -135,7 +135,11 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 	if err := w.Setup(ctx); err != nil {
 		return rep, before, fmt.Errorf("preparing the write workload: %w", err)
 	}
-	defer w.Drop(context.WithoutCancel(ctx))
+	defer func() {
+		dctx, cancel := poll.Detached(ctx, 10*time.Second)
+		defer cancel()
+		_ = w.Drop(dctx)
+	}()
 	writeCtx, stopWriter := context.WithCancel(ctx)
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); w.Run(writeCtx) }()

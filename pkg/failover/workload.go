@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/pgha/pgha/pkg/clients"
+	"github.com/pgha/pgha/pkg/poll"
 )
 
 // Outcome of one insert.
@@ -61,7 +62,7 @@ func (w *Writer) Setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connecting to the primary: %w", err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer closeConn(ctx, conn)
 	_, err = conn.Exec(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())", pgx.Identifier{w.table}.Sanitize()))
 	return err
 }
@@ -94,7 +95,7 @@ func (w *Writer) Run(ctx context.Context) {
 	var syncWarning bool
 	defer func() {
 		if conn != nil {
-			conn.Close(context.Background())
+			closeConn(ctx, conn)
 		}
 	}()
 	insert := fmt.Sprintf("INSERT INTO %s (id) VALUES ($1)", pgx.Identifier{w.table}.Sanitize())
@@ -135,7 +136,7 @@ func (w *Writer) Run(ctx context.Context) {
 			wr.Outcome = Unknown
 		}
 		if err != nil {
-			conn.Close(context.Background())
+			closeConn(ctx, conn)
 			conn = nil
 		}
 		w.record(wr)
@@ -197,7 +198,7 @@ func (w *Writer) AuditWrites(ctx context.Context) (Audit, error) {
 	if err != nil {
 		return a, fmt.Errorf("connecting to the new primary: %w", err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer closeConn(ctx, conn)
 	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT id FROM %s", pgx.Identifier{w.table}.Sanitize()))
 	if err != nil {
 		return a, err
@@ -243,7 +244,14 @@ func (w *Writer) Drop(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer closeConn(ctx, conn)
 	_, err = conn.Exec(ctx, fmt.Sprintf("DROP TABLE IF EXISTS %s", pgx.Identifier{w.table}.Sanitize()))
 	return err
+}
+
+// closeConn closes a session within a few seconds, also after ctx ended.
+func closeConn(ctx context.Context, conn *pgx.Conn) {
+	cctx, cancel := poll.Detached(ctx, 3*time.Second)
+	defer cancel()
+	_ = conn.Close(cctx)
 }

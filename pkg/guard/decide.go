@@ -9,8 +9,9 @@ package guard
 
 import (
 	"fmt"
-	"github.com/docker/docker/api/types/container"
 	"strings"
+
+	"github.com/docker/docker/api/types/container"
 
 	"github.com/pgha/pgha/pkg/topology"
 )

@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pgha/pgha/pkg/progress"
 	"io"
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/pgha/pgha/pkg/progress"
 
 	"github.com/docker/docker/api/types/image"
 )

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pgha/pgha/pkg/progress"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/pgha/pgha/pkg/progress"
 )
 
 // VersityGWVersion is the versitygw release built when MinIO is unavailable.

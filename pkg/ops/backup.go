@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgha/pgha/pkg/backup"
 	"github.com/pgha/pgha/pkg/engine"
+	"github.com/pgha/pgha/pkg/poll"
 	"github.com/pgha/pgha/pkg/progress"
 )
 
@@ -40,10 +41,17 @@ func (o *Ops) Backup(ctx context.Context, opts BackupOptions) (backup.Backup, er
 		"pgbackrest", "backup", "--type="+opts.Type, "--log-level-console=detail")
 	select {
 	case why := <-storeGone:
-		stopBackup(context.WithoutCancel(ctx), eng, name)
+		stopBackup(ctx, eng, name)
 		o.Progress.End(false, "")
 		return b, fmt.Errorf("the object store %s; the backup was stopped, and the repository keeps its earlier backups (the next backup resumes or removes the partial one)", why)
 	default:
+	}
+	if ctx.Err() != nil {
+		// Interrupted: the exec's stream is closed, but pgBackRest runs on in
+		// the container with its lock held until it is stopped.
+		stopBackup(ctx, eng, name)
+		o.Progress.End(false, "")
+		return b, fmt.Errorf("%w; the backup's processes in %s were stopped, and the next backup resumes or removes the partial one", ctx.Err(), name)
 	}
 	if err == nil {
 		err = res.Err("pgbackrest backup")
@@ -106,8 +114,9 @@ func (o *Ops) watchStore(ctx context.Context, gone chan<- string, stop func()) {
 
 // stopBackup ends the pgBackRest backup processes in a container: the
 // command and its local workers (TERM, then KILL for what is left).
+// It runs after ctx may have ended, on a deadline of its own.
 func stopBackup(ctx context.Context, eng *engine.Engine, name string) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := poll.Detached(ctx, 10*time.Second)
 	defer cancel()
 	const script = `pkill -TERM -f '^pgbackrest backup'; pkill -TERM -f 'backup:local$'; sleep 2
 pkill -KILL -f '^pgbackrest backup'; pkill -KILL -f 'backup:local$'; true`

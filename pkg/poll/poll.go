@@ -32,3 +32,10 @@ func For(ctx context.Context, d, interval time.Duration, check func(ctx context.
 	defer cancel()
 	return Until(ctx, interval, check)
 }
+
+// Detached is a context for cleanup after ctx may have ended (Ctrl-C): it
+// keeps ctx's values, ignores its cancellation, and has a deadline of its
+// own, so that no cleanup can hang pgha.
+func Detached(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}

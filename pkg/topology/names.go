@@ -18,8 +18,22 @@ func (c Cluster) ContainerName(node string) string { return c.prefix() + node }
 func (c Cluster) NetworkName() string { return c.prefix() + "pgnet" }
 
 // VolumeName is the data volume of a node. Volumes always carry the cluster
-// name, so they never collide with a volume someone else made.
-func (c Cluster) VolumeName(node string) string { return fmt.Sprintf("pgha-%s-%s-data", c.Name, node) }
+// name, so they never collide with a volume someone else made. A Patroni
+// node's volume also carries the data generation once a restore made one.
+func (c Cluster) VolumeName(node string) string {
+	if _, ok := c.PatroniNode(node); ok && c.DataGeneration > 0 {
+		return c.GenerationVolume(node, c.DataGeneration)
+	}
+	return fmt.Sprintf("pgha-%s-%s-data", c.Name, node)
+}
+
+// GenerationVolume is a Patroni node's data volume of generation gen.
+func (c Cluster) GenerationVolume(node string, gen int) string {
+	if gen == 0 {
+		return fmt.Sprintf("pgha-%s-%s-data", c.Name, node)
+	}
+	return fmt.Sprintf("pgha-%s-%s-data-r%d", c.Name, node, gen)
+}
 
 // Object store kinds; the container and its host name are named after the kind.
 const (

@@ -21,6 +21,10 @@ const (
 	LabelRole     = "io.pgha.role"
 	LabelNode     = "io.pgha.node"
 	LabelTopology = "io.pgha.topology"
+	// LabelGeneration is on Patroni data volumes: a restore writes into a new
+	// generation and removes the old one only once the restored cluster
+	// verifies healthy.
+	LabelGeneration = "io.pgha.generation"
 )
 
 // Roles of the resources pgha creates.
@@ -69,6 +73,10 @@ type Cluster struct {
 	// Restore, set by pgha restore only, bootstraps the cluster from a
 	// backup instead of initdb. Never read from or written to a file.
 	Restore *RestoreTarget `yaml:"-" json:"-"`
+	// DataGeneration is the generation of the Patroni nodes' data volumes:
+	// 0 for a cluster never restored. It is read from the volumes' labels
+	// (state lives on the engine), never from a file.
+	DataGeneration int `yaml:"-" json:"-"`
 }
 
 // EtcdNode is one etcd member.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/pkg/clients"
+	"github.com/pgha/pgha/pkg/poll"
 	"github.com/pgha/pgha/pkg/secrets"
 )
 
@@ -117,7 +118,11 @@ func checkEtcd(ctx context.Context, t Target, out *rows) {
 		if _, err := cli.Put(cctx, key, val); err != nil {
 			return "", fmt.Errorf("writing %s: %v", key, clients.ShortErr(err))
 		}
-		defer cli.Delete(context.WithoutCancel(cctx), key)
+		defer func() {
+			dctx, cancel := poll.Detached(ctx, 3*time.Second)
+			defer cancel()
+			_, _ = cli.Delete(dctx, key)
+		}()
 		got, err := cli.Get(cctx, key)
 		if err != nil {
 			return "", fmt.Errorf("reading %s: %v", key, clients.ShortErr(err))

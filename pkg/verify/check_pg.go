@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgha/pgha/pkg/clients"
+	"github.com/pgha/pgha/pkg/poll"
 	"github.com/pgha/pgha/pkg/secrets"
 	"github.com/pgha/pgha/pkg/topology"
 )
@@ -56,7 +57,9 @@ func checkPatroniAndPostgres(ctx context.Context, t Target, out *rows) {
 	defer func() {
 		for _, p := range probes {
 			if p.conn != nil {
-				p.conn.Close(context.WithoutCancel(ctx))
+				cctx, cancel := poll.Detached(ctx, 3*time.Second)
+				p.conn.Close(cctx)
+				cancel()
 			}
 		}
 	}()
@@ -214,7 +217,11 @@ func checkMarker(ctx context.Context, primary *pgx.Conn, replicas []*nodeProbe) 
 		return "", fmt.Errorf("writing the marker row on the primary: %v", clients.PGErr(err))
 	}
 	written := time.Now()
-	defer primary.Exec(context.WithoutCancel(ctx), `DELETE FROM pgha_verify WHERE id = $1 OR at < now() - interval '1 hour'`, id)
+	defer func() {
+		cctx, cancel := poll.Detached(ctx, 3*time.Second)
+		defer cancel()
+		_, _ = primary.Exec(cctx, `DELETE FROM pgha_verify WHERE id = $1 OR at < now() - interval '1 hour'`, id)
+	}()
 
 	var problems []string
 	var slowest time.Duration

@@ -3,9 +3,10 @@ package verify
 import (
 	"context"
 	"fmt"
-	"github.com/pgha/pgha/pkg/clients"
 	"strings"
 	"time"
+
+	"github.com/pgha/pgha/pkg/clients"
 )
 
 // checkObjectStore: an authenticated S3 request over TLS succeeds and the
