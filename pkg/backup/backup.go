@@ -54,11 +54,18 @@ type Repo struct {
 	WALMax string `json:"walMax,omitempty"`
 	// Status is pgBackRest's word on the stanza ("ok", "no valid backups", ...).
 	Status string `json:"status"`
+	// SystemID is the database system identifier the stanza holds (its
+	// current database): a restore must bring back that database.
+	SystemID uint64 `json:"systemId,omitempty"`
 }
 
 // info is the part of `pgbackrest info --output=json` pgha reads.
 type info struct {
-	Name    string `json:"name"`
+	Name string `json:"name"`
+	DB   []struct {
+		ID       int    `json:"id"`
+		SystemID uint64 `json:"system-id"`
+	} `json:"db"`
 	Archive []struct {
 		Min *string `json:"min"`
 		Max *string `json:"max"`
@@ -104,6 +111,9 @@ func Parse(data []byte, stanza string) (Repo, error) {
 			continue
 		}
 		r := Repo{Stanza: in.Name, Status: in.Status.Message}
+		for _, db := range in.DB {
+			r.SystemID = db.SystemID // the last is the current one
+		}
 		for _, a := range in.Archive {
 			if a.Min != nil && (r.WALMin == "" || *a.Min < r.WALMin) {
 				r.WALMin = *a.Min

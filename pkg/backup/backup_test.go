@@ -11,6 +11,7 @@ import (
 const infoJSON = `[
  {"name":"other","archive":[],"backup":[],"status":{"code":1,"message":"missing stanza path"}},
  {"name":"pg-cluster",
+  "db":[{"id":1,"system-id":7441234567890123456,"version":"17"}],
   "archive":[{"database":{"id":1},"id":"17-1","min":"000000010000000000000001","max":"000000010000000000000009"}],
   "backup":[
    {"label":"20261126-005933F","type":"full","prior":null,"error":false,
@@ -30,7 +31,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.WALMin != "000000010000000000000001" || r.WALMax != "000000010000000000000009" || r.Status != "ok" {
+	if r.WALMin != "000000010000000000000001" || r.WALMax != "000000010000000000000009" || r.Status != "ok" || r.SystemID != 7441234567890123456 {
 		t.Errorf("repo = %+v", r)
 	}
 	if len(r.Backups) != 2 {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	cerrdefs "github.com/containerd/errdefs"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/pgha/pgha/pkg/engine"
+	"github.com/pgha/pgha/pkg/poll"
 	"github.com/pgha/pgha/pkg/secrets"
 	"github.com/pgha/pgha/pkg/topology"
 )
@@ -127,12 +130,32 @@ func (d *Docker) RemoveMembers(ctx context.Context, topo topology.Cluster, nodes
 		case c.Exists() && !c.Ours:
 			return fmt.Errorf("container %s does not belong to cluster %s; pgha will not remove it", name, topo.Name)
 		case c.Exists():
-			if err := d.Engine.API.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !engine.IsNotFound(err) {
-				errs = append(errs, fmt.Errorf("removing %s: %w", name, err))
+			if err := d.removeContainer(ctx, topo, name); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeContainer removes a container; one the engine is removing already
+// (an interrupted pgha asked for it) is waited for until it is gone.
+func (d *Docker) removeContainer(ctx context.Context, topo topology.Cluster, name string) error {
+	err := d.Engine.API.ContainerRemove(ctx, name, container.RemoveOptions{Force: true})
+	switch {
+	case err == nil || engine.IsNotFound(err):
+		return nil
+	case !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "already in progress"):
+		return fmt.Errorf("removing %s: %w", name, err)
+	}
+	werr := poll.For(ctx, time.Minute, 200*time.Millisecond, func(ctx context.Context) (bool, error) {
+		c, err := d.Engine.Inspect(ctx, topo.Name, name)
+		return err == nil && !c.Exists(), err
+	})
+	if werr != nil {
+		return fmt.Errorf("removing %s: %w (and it was still there: %v)", name, err, werr)
+	}
+	return nil
 }
 
 // RemoveVolumes removes members' data volumes (of topo's data generation).

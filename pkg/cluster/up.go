@@ -415,7 +415,10 @@ func (u *upRun) bootstrapLeader(ctx context.Context) (string, error) {
 	}
 	u.replicasStarted = make(chan error, 1)
 	err := u.d.waitFor(ctx, u.deadline, leader.Name+" to bootstrap", []string{leader.Name}, func(pctx context.Context) (bool, string) {
-		if !u.startingReplica {
+		// A restore's replicas start only once the leader is the primary:
+		// should its recovery fail, Patroni drops the initialize key, and a
+		// replica would then bootstrap an empty database with initdb.
+		if !u.startingReplica && u.topo.Restore == nil {
 			if ok, _ := clients.KeyExists(pctx, u.etcd, u.topo.KeyPrefix()+"initialize"); ok {
 				u.startingReplica = true
 				// The starts outlive this wait: they run on Up's context.

@@ -203,6 +203,11 @@ func (o *Ops) complete(ctx context.Context, p *Pending, timeout time.Duration) (
 	rep := verify.Report{}
 	if _, err = o.Backend.Up(ctx, topo, timeout); err == nil {
 		err = progress.Step(o.Progress, "Verifying the restored cluster", func() (string, error) {
+			// The restored database, not a new one: a node that ran initdb
+			// would have a system identifier of its own.
+			if err := o.sameDatabase(ctx); err != nil {
+				return "", err
+			}
 			rep = verify.RunUntil(ctx, o.checks(topo), time.Minute)
 			if !rep.OK {
 				return "", fmt.Errorf("the restored cluster does not verify healthy (%d checks failed)", len(rep.Failed()))
@@ -312,6 +317,34 @@ func (o *Ops) clear(ctx context.Context, topo topology.Cluster) error {
 // removeVolumes removes the Patroni nodes' volumes of topo's generation.
 func (o *Ops) removeVolumes(ctx context.Context, topo topology.Cluster) error {
 	return o.Backend.RemoveVolumes(ctx, topo, topo.PatroniNames())
+}
+
+// sameDatabase checks that the running primary holds the database the
+// repository backs up (its system identifier).
+func (o *Ops) sameDatabase(ctx context.Context) error {
+	repo, err := o.Repo(ctx)
+	if err != nil {
+		return err
+	}
+	primary, _ := o.Access.Primary(ctx)
+	if primary == "" {
+		return errors.New("no running primary after the restore")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := o.Access.Connect(cctx, primary)
+	if err != nil {
+		return fmt.Errorf("connecting to the restored primary %s: %w", primary, err)
+	}
+	defer closeConn(conn)
+	var id uint64
+	if err := conn.QueryRow(cctx, "SELECT system_identifier FROM pg_control_system()").Scan(&id); err != nil {
+		return fmt.Errorf("reading the system identifier of %s: %w", primary, err)
+	}
+	if repo.SystemID != 0 && id != repo.SystemID {
+		return fmt.Errorf("the primary %s holds database %d, not the backed-up database %d: it was not restored", primary, id, repo.SystemID)
+	}
+	return nil
 }
 
 // checks is what verifies the restored cluster.
