@@ -168,6 +168,7 @@ func TestRestoreSafety(t *testing.T) {
 		if r.code != 1 || !strings.Contains(r.stderr, "back on its data from before the restore") {
 			t.Fatalf("a restore whose recovery fails: %s", r)
 		}
+		t.Logf("the failed restore said:\n%s", r.stderr)
 		if got := c.rows(t, "patroni1"); got != "A,B,C" {
 			t.Errorf("after the failed restore the rows are %q, want A,B,C (the old data)", got)
 		}
