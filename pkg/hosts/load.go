@@ -132,7 +132,7 @@ func loadOne(ctx context.Context, h Host, r io.Reader, refs []string, ids map[st
 	}
 	defer resp.Body.Close()
 	// The load's result, errors included, is inside the stream.
-	if err := readJSONStream(resp.Body, nil); err != nil {
+	if err := engine.ReadJSONStream(resp.Body, nil); err != nil {
 		return fmt.Errorf("host %s: loading %s: %w", h.Name, strings.Join(refs, ", "), err)
 	}
 	for _, ref := range refs {

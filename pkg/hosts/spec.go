@@ -3,6 +3,7 @@ package hosts
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -150,7 +151,7 @@ func (o Options) withDefaults() (Options, error) {
 	errs = append(errs, checkPorts(o.Ports, o.Count)...)
 	pools := o.pools()
 	valid := map[string]bool{}
-	for _, what := range sortedKeys(pools) {
+	for _, what := range slices.Sorted(maps.Keys(pools)) {
 		p := pools[what]
 		pfx, err := netip.ParsePrefix(p)
 		switch {
@@ -164,7 +165,7 @@ func (o Options) withDefaults() (Options, error) {
 			valid[what] = true
 		}
 	}
-	names := sortedKeys(pools)
+	names := slices.Sorted(maps.Keys(pools))
 	for a := range names {
 		for b := a + 1; b < len(names); b++ {
 			if valid[names[a]] && valid[names[b]] && len(overlapping(pools[names[a]], []string{pools[names[b]]})) > 0 {

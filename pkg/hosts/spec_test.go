@@ -3,7 +3,6 @@ package hosts
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -339,26 +338,5 @@ func TestPublishedPortsIgnoresUDP(t *testing.T) {
 	m := nat.PortMap{"53/udp": nil, "80/tcp": nil, "8080/tcp": nil}
 	if got := publishedPorts(m); !slices.Equal(got, []int{80, 8080}) {
 		t.Errorf("got %v", got)
-	}
-}
-
-func TestEngineImageRef(t *testing.T) {
-	ref, err := EngineImageRef()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(ref, "pgha/dind:") || len(ref) != len("pgha/dind:")+12 {
-		t.Errorf("ref %q", ref)
-	}
-	files, _ := contextFiles()
-	if _, ok := files["Dockerfile"]; !ok {
-		t.Errorf("context files %v", sortedKeys(files))
-	}
-	if contextHash("a", files) == contextHash("b", files) {
-		t.Error("the base must change the hash")
-	}
-	files["x"] = []byte("y")
-	if fmt.Sprint("pgha/dind:", contextHash(BaseImage, files)) == ref {
-		t.Error("the files must change the hash")
 	}
 }

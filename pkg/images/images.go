@@ -8,8 +8,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,7 +18,6 @@ import (
 
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/pkg/jsonmessage"
 	contexts "github.com/pgha/pgha/images"
 	"github.com/pgha/pgha/pkg/engine"
 	"github.com/pgha/pgha/pkg/progress"
@@ -207,27 +204,47 @@ func contextFiles(dir string) (map[string][]byte, error) {
 	return files, err
 }
 
+// Ensure makes an image pgha builds on demand, outside a cluster's set (the
+// engines in containers, a fault helper): the embedded context dir on the
+// offline Debian base, tagged pgha/<dir>:<hash>. It returns the ref.
+func (s *Supplier) Ensure(ctx context.Context, dir string) (string, error) {
+	im, err := s.localImage(ctx, dir, &buildSpec{dir: dir, base: OfflineBaseRef, offlineBase: true}, "Debian packages on the offline base")
+	if err != nil {
+		return "", err
+	}
+	return im.Ref, s.buildOne(ctx, &im)
+}
+
 // Build builds every image that Resolve left to build.
 func (s *Supplier) Build(ctx context.Context, set *ImageSet) error {
 	for _, im := range set.All() {
-		if im.build == nil {
-			continue
-		}
-		if im.build.offlineBase {
-			if err := s.EnsureOfflineBase(ctx); err != nil {
-				return err
-			}
-		}
-		s.Progress.Start(fmt.Sprintf("Building image %s", im.Ref))
-		start := time.Now()
-		if err := s.buildImage(ctx, im); err != nil {
-			s.Progress.End(false, "")
+		if err := s.buildOne(ctx, im); err != nil {
 			return err
 		}
-		im.build = nil
-		s.Progress.End(true, fmt.Sprintf("Built image %s from %s (%s)", im.Ref, strings.TrimPrefix(im.Source, "local build from "), progress.Since(start)))
-		s.pruneOlder(ctx, *im)
 	}
+	return nil
+}
+
+// buildOne builds an image still to build (its base first, when that is
+// the offline one), with a progress line, and prunes its earlier builds.
+func (s *Supplier) buildOne(ctx context.Context, im *Image) error {
+	if im.build == nil {
+		return nil
+	}
+	if im.build.offlineBase {
+		if err := s.EnsureOfflineBase(ctx); err != nil {
+			return err
+		}
+	}
+	s.Progress.Start(fmt.Sprintf("Building image %s", im.Ref))
+	start := time.Now()
+	if err := s.buildImage(ctx, im); err != nil {
+		s.Progress.End(false, "")
+		return err
+	}
+	im.build = nil
+	s.Progress.End(true, fmt.Sprintf("Built image %s from %s (%s)", im.Ref, strings.TrimPrefix(im.Source, "local build from "), progress.Since(start)))
+	s.pruneOlder(ctx, *im)
 	return nil
 }
 
@@ -277,38 +294,10 @@ func (s *Supplier) buildImage(ctx context.Context, im *Image) error {
 	return nil
 }
 
-// readJSONStream shows a build, pull or import stream as progress and returns
-// the error it reports, with the output lines that led to it.
+// readJSONStream shows a build, pull or import stream as progress and
+// returns the error it reports.
 func (s *Supplier) readJSONStream(r io.Reader) error {
-	dec := json.NewDecoder(r)
-	var tail []string
-	for {
-		var m jsonmessage.JSONMessage
-		if err := dec.Decode(&m); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("reading the engine's output: %w", err)
-		}
-		if m.Error != nil {
-			msg := m.Error.Message
-			if len(tail) > 0 {
-				msg += "\n--- last build output ---\n" + strings.Join(tail, "\n")
-			}
-			return errors.New(msg)
-		}
-		line := strings.TrimSpace(m.Stream)
-		if line == "" {
-			line = strings.TrimSpace(m.Status + " " + m.ID)
-		}
-		if line != "" {
-			s.Progress.Detail(line)
-			tail = append(tail, line)
-			if len(tail) > 15 {
-				tail = tail[1:]
-			}
-		}
-	}
+	return engine.ReadJSONStream(r, s.Progress.Detail)
 }
 
 // contextArchive lists a build context's files for the tar writer; scripts
