@@ -100,10 +100,16 @@ func (r result) String() string {
 // pgha runs the binary with a deadline and returns its output and exit code.
 func pgha(t *testing.T, env []string, args ...string) result {
 	t.Helper()
+	return runBin(t, pghaBin, append(os.Environ(), env...), args...)
+}
+
+// runBin runs a pgha binary with exactly the environment env.
+func runBin(t *testing.T, bin string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, pghaBin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -61,26 +61,13 @@ func TestContextsAndGoInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{"DOCKER_CONFIG=" + cfg, "DOCKER_HOST="}
-	run := func(extraEnv []string, args ...string) result {
+	runCtx := func(extraEnv []string, args ...string) result {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = append(append(withoutEnv(os.Environ(), "DOCKER_HOST", "DOCKER_CONTEXT"), env...), extraEnv...)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		r := result{stdout: out.String(), stderr: errb.String()}
-		if ee, ok := err.(*exec.ExitError); ok {
-			r.code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return r
+		return runBin(t, bin, append(append(withoutEnv(os.Environ(), "DOCKER_HOST", "DOCKER_CONTEXT"), env...), extraEnv...), args...)
 	}
 
 	c := newCluster(t, 1, 2)
-	r := run([]string{"DOCKER_CONTEXT=pgha-e2e"}, c.upArgs()...)
+	r := runCtx([]string{"DOCKER_CONTEXT=pgha-e2e"}, c.upArgs()...)
 	if r.code != 0 {
 		t.Fatalf("DOCKER_CONTEXT=pgha-e2e %s %v: %s", bin, c.upArgs(), r)
 	}
@@ -96,14 +83,14 @@ func TestContextsAndGoInstall(t *testing.T) {
 	if m := info.HostConfig.Mounts; len(m) != 1 || m[0].Source != real {
 		t.Errorf("guard mounts %+v", m)
 	}
-	if r := run(nil, "--context", "pgha-e2e", "verify", "--name", c.name); r.code != 0 {
+	if r := runCtx(nil, "--context", "pgha-e2e", "verify", "--name", c.name); r.code != 0 {
 		t.Errorf("pgha --context pgha-e2e verify: %s", r)
 	}
-	if r := run(nil, "--context", "pgha-e2e", "status", "--name", c.name); r.code != 0 || !strings.Contains(r.stdout, "watching") {
+	if r := runCtx(nil, "--context", "pgha-e2e", "status", "--name", c.name); r.code != 0 || !strings.Contains(r.stdout, "watching") {
 		t.Errorf("status through the context: %s", r)
 	}
 	// An unknown context is a clear error that changes nothing.
-	if r := run(nil, "--context", "nonesuch", "status", "--name", c.name); r.code != 1 || !strings.Contains(r.stderr, `docker context "nonesuch"`) {
+	if r := runCtx(nil, "--context", "nonesuch", "status", "--name", c.name); r.code != 1 || !strings.Contains(r.stderr, `docker context "nonesuch"`) {
 		t.Errorf("an unknown context: %s", r)
 	}
 }
