@@ -100,10 +100,14 @@ func (a *app) newBackupListCommand() *cobra.Command {
 func (a *app) printBackups(bs []backup.Backup) {
 	var rows [][]string
 	for _, b := range bs {
-		rows = append(rows, []string{b.Label, b.Type, b.Start.Local().Format(time.DateTime), b.Stop.Local().Format(time.DateTime),
+		start, stop := b.Start.Local().Format(time.DateTime), b.Stop.Local().Format(time.DateTime)
+		if a.stdoutTTY && stop[:len(time.DateOnly)] == start[:len(time.DateOnly)] {
+			stop = stop[len(time.DateOnly)+1:] // the day is START's: keep the table narrow
+		}
+		rows = append(rows, []string{b.Label, b.Type, start, stop,
 			b.Duration().String(), humanBytes(b.Size), humanBytes(b.RepoSize), b.WALStart + " … " + b.WALStop, b.Prior})
 	}
-	a.printTable([]string{"LABEL", "TYPE", "START", "STOP", "TOOK", "DB SIZE", "STORED", "WAL", "DEPENDS ON"}, rows)
+	a.printTable([]string{"LABEL", "TYPE", "START", "STOP", "TOOK", "DB SIZE", "STORED", "WAL", "DEPENDS ON"}, rows, "WAL", "LABEL", "START", "DEPENDS ON")
 }
 
 // humanBytes renders a size in binary units.

@@ -176,7 +176,7 @@ func (a *app) printFailover(r verify.FailoverReport) {
 	if r.Fault == verify.FaultPartition && r.TargetWasLeader {
 		rows = append(rows, []string{"isolated old primary stopped taking writes after", sec(r.IsolatedStoppedWritesSec)})
 	}
-	a.printTable([]string{"MEASURE", "VALUE"}, rows)
+	a.printTable([]string{"MEASURE", "VALUE"}, rows, "VALUE", "MEASURE")
 }
 
 // guardReport says whether the cluster's guard is on and watching now.

@@ -60,7 +60,7 @@ primary would keep the leadership). --values prints each value in full, JSON ind
 				}
 				rows = append(rows, []string{k.Key, truncate(strings.Join(strings.Fields(k.Value), " "), 70), ttl})
 			}
-			a.printTable([]string{"KEY", "VALUE", "LEASE TTL"}, rows)
+			a.printTable([]string{"KEY", "VALUE", "LEASE TTL"}, rows, "VALUE")
 			if len(ks) == 0 {
 				fmt.Fprintf(a.stderr, "no keys under %s\n", prefix)
 			}
@@ -114,7 +114,7 @@ func (a *app) newInspectClusterCommand() *cobra.Command {
 				}
 				rows = append(rows, []string{m.Name, fmt.Sprintf("%s:%d", m.Host, m.Port), m.Role, m.State, fmt.Sprint(m.Timeline), lag})
 			}
-			a.printTable([]string{"MEMBER", "HOST", "ROLE", "STATE", "TL", "LAG IN MB"}, rows)
+			a.printTable([]string{"MEMBER", "HOST", "ROLE", "STATE", "TL", "LAG IN MB"}, rows, "STATE", "HOST")
 			return nil
 		},
 	}

@@ -3,7 +3,9 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/pgha/pgha/pkg/guard"
 	"github.com/pgha/pgha/pkg/provision"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
@@ -41,15 +43,43 @@ func (a *app) showStatus(cmd *cobra.Command, name, output string) error {
 	}
 	var rows [][]string
 	for _, n := range st.Nodes {
-		state := n.State
-		if n.Health != "" && n.Health != "-" && n.Health != n.State {
-			state += ", " + n.Health
+		state, health := n.State, n.Health
+		if n.Service == topology.RoleGuard && st.Guard != nil {
+			health = guardHealth(st.Guard.State, st.Guard.Watching, st.Guard.LastDecision)
+		}
+		if health != "" && health != "-" && health != n.State {
+			state += ", " + health
 		}
 		rows = append(rows, []string{n.Service, n.Container, n.Image, n.Role, strings.Join(n.Ports, " "), state})
 	}
-	a.printTable([]string{"SERVICE", "CONTAINER", "IMAGE", "ROLE", "PORTS", "STATUS"}, rows)
+	a.printTable([]string{"SERVICE", "CONTAINER", "IMAGE", "ROLE", "PORTS", "STATUS"}, rows, "STATUS", "PORTS", "IMAGE", "CONTAINER")
 	for _, p := range st.Problems {
 		fmt.Fprintf(a.stderr, "! %s\n", p)
 	}
 	return nil
+}
+
+// guardHealth is the guard's status in a few words: whether it watches the
+// engine's events and, when its latest decision deleted a leader key or
+// failed, which and when. The whole decision is in `pgha status -o json`
+// (guard.lastDecision) and in the guard's log.
+func guardHealth(state string, watching bool, last *guard.Record) string {
+	if state != "running" {
+		return "-"
+	}
+	h := "not watching"
+	if watching {
+		h = "watching"
+	}
+	if last == nil {
+		return h
+	}
+	at := last.Time.Local().Format(time.TimeOnly)
+	switch last.Outcome {
+	case guard.OutcomeDeleted:
+		return h + "; deleted key " + at
+	case guard.OutcomeFailed:
+		return h + "; failed " + at
+	}
+	return h
 }

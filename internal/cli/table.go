@@ -1,0 +1,347 @@
+package cli
+
+import (
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/lipgloss/table"
+	"github.com/charmbracelet/x/ansi"
+	"golang.org/x/term"
+)
+
+// Tables on a terminal are bordered and never wider than the terminal, as
+// kubectl's, gh's and docker's are never wider than theirs. Each table names
+// the columns that carry free text (a check's detail, a status, an image
+// reference, a WAL range): those give up width first and wrap inside their
+// own cells, at spaces, hyphens, commas and underscores, breaking a word only
+// when a column is narrower than it. The other columns keep their width;
+// when even they do not fit, the widest are cut short with "…".
+
+// tableSpec is a table to render: its columns, its rows and which columns
+// may wrap. A live view renders the same spec again at each new width.
+type tableSpec struct {
+	Headers []string
+	Rows    [][]string
+	// Wrap names, by header, the columns that carry free text.
+	Wrap []string
+	// Bold renders the header row in bold (colour is on).
+	Bold bool
+}
+
+const (
+	cellPadding = 1 // spaces on each side of a cell's text
+	// softFloorCap is the most a wrapping column keeps for its longest word
+	// before it gives up width to save the other columns: a word longer than
+	// that (an image reference, a URL) breaks at ':' or '/', or anywhere.
+	softFloorCap = 24
+	// hardFloor is the narrowest a wrapping column gets (unless its header is
+	// wider) before the other columns are cut short.
+	hardFloor = 8
+	// cutFloor is the narrowest a cut-short column gets before every column
+	// shrinks to one cell.
+	cutFloor = 5
+	// wordBreaks are where a wrapping cell's lines may end besides spaces
+	// and hyphens; hardBreaks are tried for a word still too long.
+	wordBreaks = ",_"
+	hardBreaks = ",_:/-"
+)
+
+// renderTable renders the table as a bordered box no wider than width
+// terminal cells (each line's display width, escape codes aside), ending
+// with a newline. Lines never exceed width unless width is below what one
+// cell per column and the borders take.
+func renderTable(spec tableSpec, width int) string {
+	n := len(spec.Headers)
+	for _, r := range spec.Rows {
+		n = max(n, len(r))
+	}
+	if n == 0 {
+		return ""
+	}
+	headers := padRow(spec.Headers, n)
+	rows := make([][]string, len(spec.Rows))
+	for i, r := range spec.Rows {
+		rows[i] = padRow(r, n)
+	}
+	wraps := make([]bool, n)
+	for i, h := range headers {
+		wraps[i] = slices.Contains(spec.Wrap, h)
+	}
+	widths := columnWidths(headers, rows, wraps, width-tableOverhead(n))
+
+	fit := func(cells []string) []string {
+		out := make([]string, n)
+		for i, c := range cells {
+			if wraps[i] && ansi.StringWidth(headers[i]) <= widths[i] {
+				out[i] = wrapCell(c, widths[i])
+			} else {
+				out[i] = cutCell(c, widths[i])
+			}
+		}
+		return out
+	}
+	fitted := make([][]string, len(rows))
+	for i, r := range rows {
+		fitted[i] = fit(r)
+	}
+	// Headers never wrap: a wrapping column is never narrower than its
+	// header unless every column has been cut to the bone.
+	hdrs := make([]string, n)
+	for i, h := range headers {
+		hdrs[i] = cutCell(h, widths[i])
+	}
+
+	cell := lipgloss.NewStyle().Padding(0, cellPadding)
+	header := cell.Bold(spec.Bold)
+	t := table.New().Headers(hdrs...).Rows(fitted...).Border(lipgloss.NormalBorder()).
+		StyleFunc(func(row, col int) lipgloss.Style {
+			// The width is the cell's, padding included: lipgloss then
+			// sizes every column exactly as computed here.
+			if row == table.HeaderRow {
+				return header.Width(widths[col] + 2*cellPadding)
+			}
+			return cell.Width(widths[col] + 2*cellPadding)
+		})
+	return t.Render() + "\n"
+}
+
+// tableOverhead is what borders and padding take in a table of n columns.
+func tableOverhead(n int) int { return n*(2*cellPadding+1) + 1 }
+
+func padRow(r []string, n int) []string {
+	out := make([]string, n)
+	copy(out, r)
+	return out
+}
+
+// columnWidths gives each column the width of its text (padding and borders
+// not included) and, when their sum is over budget, takes width back one
+// cell at a time, in stages:
+//  1. from the wrapping columns, down to their longest word (at most
+//     softFloorCap, at least hardFloor);
+//  2. from the wrapping columns, down to hardFloor (or their header), words
+//     breaking;
+//  3. from the other columns, cut short down to cutFloor;
+//  4. from every column, down to one cell.
+//
+// Within a stage each cell comes from the column where it costs the fewest
+// added lines to the table (so that wrapping gathers in rows that already
+// wrap), the widest of those (then the rightmost).
+func columnWidths(headers []string, rows [][]string, wraps []bool, budget int) []int {
+	n := len(headers)
+	natural := make([]int, n)
+	words := make([]int, n)
+	for i, h := range headers {
+		natural[i] = cellWidth(h)
+		for _, r := range rows {
+			natural[i] = max(natural[i], cellWidth(r[i]))
+			if wraps[i] {
+				words[i] = max(words[i], longestWord(r[i]))
+			}
+		}
+	}
+	widths := slices.Clone(natural)
+	excess := sum(widths) - budget
+	if excess <= 0 {
+		return widths
+	}
+	floors := func(f func(i int) int) []int {
+		out := make([]int, n)
+		for i := range out {
+			out[i] = min(natural[i], f(i))
+		}
+		return out
+	}
+	hdr := func(i int) int { return ansi.StringWidth(headers[i]) }
+	stages := [][]int{
+		floors(func(i int) int {
+			if !wraps[i] {
+				return natural[i]
+			}
+			return max(hdr(i), hardFloor, min(words[i], softFloorCap))
+		}),
+		floors(func(i int) int {
+			if !wraps[i] {
+				return natural[i]
+			}
+			return max(hdr(i), hardFloor)
+		}),
+		floors(func(i int) int {
+			if wraps[i] {
+				return max(hdr(i), hardFloor)
+			}
+			return cutFloor
+		}),
+		floors(func(int) int { return 1 }),
+	}
+	l := newLineCounter(headers, rows, wraps)
+	for _, floor := range stages {
+		for ; excess > 0; excess-- {
+			best, bestCost := -1, 0
+			for i, w := range widths {
+				if w <= floor[i] {
+					continue
+				}
+				c := l.cost(widths, i)
+				if best < 0 || c < bestCost || c == bestCost && w >= widths[best] {
+					best, bestCost = i, c
+				}
+			}
+			if best < 0 {
+				break
+			}
+			widths[best]--
+		}
+	}
+	return widths
+}
+
+// lineCounter counts the lines of the table's rows at given column widths.
+type lineCounter struct {
+	headers []string
+	rows    [][]string
+	wraps   []bool
+	memo    map[[2]int][]int // column, width → lines of each row's cell
+}
+
+func newLineCounter(headers []string, rows [][]string, wraps []bool) *lineCounter {
+	return &lineCounter{headers: headers, rows: rows, wraps: wraps, memo: map[[2]int][]int{}}
+}
+
+// lines is how many lines each row's cell of column c takes at width w.
+func (l *lineCounter) lines(c, w int) []int {
+	if ls, ok := l.memo[[2]int{c, w}]; ok {
+		return ls
+	}
+	ls := make([]int, len(l.rows))
+	for r, row := range l.rows {
+		if l.wraps[c] && w >= ansi.StringWidth(l.headers[c]) {
+			ls[r] = strings.Count(wrapCell(row[c], w), "\n") + 1
+		} else {
+			ls[r] = strings.Count(row[c], "\n") + 1
+		}
+	}
+	l.memo[[2]int{c, w}] = ls
+	return ls
+}
+
+// cost is how many lines the table gains when column c is one cell narrower.
+func (l *lineCounter) cost(widths []int, c int) int {
+	now, then := l.lines(c, widths[c]), l.lines(c, widths[c]-1)
+	gain := 0
+	for r := range l.rows {
+		others := 0
+		for o, w := range widths {
+			if o != c {
+				others = max(others, l.lines(o, w)[r])
+			}
+		}
+		gain += max(then[r], others) - max(now[r], others)
+	}
+	return gain
+}
+
+func sum(xs []int) int {
+	s := 0
+	for _, x := range xs {
+		s += x
+	}
+	return s
+}
+
+// cellWidth is the display width of a cell's widest line.
+func cellWidth(s string) int {
+	w := 0
+	for _, l := range strings.Split(s, "\n") {
+		w = max(w, ansi.StringWidth(l))
+	}
+	return w
+}
+
+// longestWord is the widest run of a cell that wrapping keeps on one line:
+// a line may end at a space, or after a hyphen or one of wordBreaks.
+func longestWord(s string) int {
+	w := 0
+	glued(s, func(s string) string {
+		for _, f := range strings.Fields(s) {
+			for _, word := range strings.SplitAfter(strings.Map(func(r rune) rune {
+				if strings.ContainsRune(wordBreaks, r) {
+					return '-'
+				}
+				return r
+			}, f), "-") {
+				w = max(w, ansi.StringWidth(word))
+			}
+		}
+		return s
+	})
+	return w
+}
+
+// wrapCell wraps s to lines of at most width cells: at spaces, or after a
+// hyphen or one of wordBreaks; a word still too long breaks after the last
+// of hardBreaks that fits, else at the width.
+func wrapCell(s string, width int) string {
+	return glued(s, func(s string) string {
+		var out []string
+		for _, l := range strings.Split(ansi.Wordwrap(s, width, wordBreaks), "\n") {
+			l = strings.TrimRight(l, " ")
+			for ansi.StringWidth(l) > width {
+				head := ansi.Truncate(l, width, "")
+				if head == "" { // a character wider than the column
+					_, n := utf8.DecodeRuneInString(l)
+					head = l[:n]
+				} else if i := strings.LastIndexAny(head, hardBreaks); i > 0 {
+					head = head[:i+1]
+				}
+				out = append(out, head)
+				l = strings.TrimLeft(l[len(head):], " ")
+			}
+			out = append(out, l)
+		}
+		return strings.Join(out, "\n")
+	})
+}
+
+// ansi's word wrapping ends a line after any hyphen; the arrow of a port
+// mapping (127.0.0.1:5435->5432) and a date must not be split there, so their
+// hyphens become non-breaking ones while a cell is wrapped.
+const nonBreakingHyphen = "\u2011"
+
+var unbreakable = regexp.MustCompile(`->|\d{4}-\d\d-\d\d`)
+
+// glued applies wrap to s with the hyphens of its arrows and dates
+// non-breaking.
+func glued(s string, wrap func(string) string) string {
+	if strings.Contains(s, nonBreakingHyphen) { // the cell's own: leave it be
+		return wrap(s)
+	}
+	s = unbreakable.ReplaceAllStringFunc(s, func(m string) string { return strings.ReplaceAll(m, "-", nonBreakingHyphen) })
+	return strings.ReplaceAll(wrap(s), nonBreakingHyphen, "-")
+}
+
+// cutCell keeps each line of s to width cells, ending a cut line with "…".
+func cutCell(s string, width int) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = ansi.Truncate(l, width, "…")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// terminalWidth is the width of the terminal on fd: its size when it is one,
+// else $COLUMNS, else 80.
+func terminalWidth(fd int) int {
+	if w, _, err := term.GetSize(fd); err == nil && w > 0 {
+		return w
+	}
+	if w, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && w > 0 {
+		return w
+	}
+	return 80
+}
