@@ -88,7 +88,7 @@ func (a *app) newBackupListCommand() *cobra.Command {
 				return nil
 			}
 			a.printBackups(repo.Backups)
-			fmt.Fprintf(a.stderr, "archived WAL %s … %s; restorable from %s\n", repo.WALMin, repo.WALMax, list.Window)
+			a.newStatus().Info(fmt.Sprintf("archived WAL %s … %s; restorable from %s", repo.WALMin, repo.WALMax, list.Window))
 			return nil
 		},
 	}
