@@ -113,11 +113,17 @@ func renderTable(spec tableSpec, width int) string {
 // tableOverhead is what borders and padding take in a table of n columns.
 func tableOverhead(n int) int { return n*(2*cellPadding+1) + 1 }
 
+// padRow gives r n cells, tabs expanded as lipgloss renders them (four
+// spaces) so that they are measured as shown, and carriage returns dropped.
 func padRow(r []string, n int) []string {
 	out := make([]string, n)
-	copy(out, r)
+	for i, c := range r {
+		out[i] = cellText.Replace(c)
+	}
 	return out
 }
+
+var cellText = strings.NewReplacer("\t", "    ", "\r", "")
 
 // columnWidths gives each column the width of its text (padding and borders
 // not included) and, when their sum is over budget, takes width back one

@@ -64,7 +64,7 @@ var tableFixtures = map[string]tableSpec{
 	},
 	"no wrap hint": {
 		Headers: []string{"A", "B", "C"},
-		Rows:    [][]string{{strings.Repeat("a", 70), strings.Repeat("b", 70), "ccc"}, {"x", "", "日本語のテキスト"}},
+		Rows:    [][]string{{strings.Repeat("a", 70), strings.Repeat("b", 70), "ccc"}, {"x", "", "日本語のテキスト"}, {"tab\there", "cr\rlf", "a"}},
 	},
 	"empty": {Headers: []string{"KEY", "VALUE"}},
 }
@@ -258,7 +258,7 @@ func naturalWidth(spec tableSpec) int {
 	for i, h := range spec.Headers {
 		c := runewidth.StringWidth(h)
 		for _, r := range spec.Rows {
-			c = max(c, runewidth.StringWidth(r[i]))
+			c = max(c, runewidth.StringWidth(cellText.Replace(r[i])))
 		}
 		w += c
 	}

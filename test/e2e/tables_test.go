@@ -147,7 +147,7 @@ func newTmux(t *testing.T) *tmux {
 		t.Skip("tmux is not installed (`make deps` installs it)")
 	}
 	conf := filepath.Join(t.TempDir(), "tmux.conf")
-	if err := os.WriteFile(conf, []byte("set -g remain-on-exit on\nset -g history-limit 100000\n"), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte("set -s exit-empty off\nset -g remain-on-exit on\nset -g history-limit 100000\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tm := &tmux{bin: bin, socket: fmt.Sprintf("pgha-e2e-%d-%04x", os.Getpid(), rand.IntN(0x10000)), conf: conf}
@@ -179,13 +179,15 @@ func (tm *tmux) run(t *testing.T, width int, args ...string) (string, int) {
 	defer func() { _ = tm.command(context.Background(), "kill-session", "-t", session).Run() }()
 	code := -1
 	for ctx.Err() == nil {
-		out, err := tm.command(ctx, "display-message", "-p", "-t", session, "#{pane_dead}:#{pane_dead_status}:#{window_width}").Output()
+		out, err := tm.command(ctx, "display-message", "-p", "-t", session, "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}:#{window_width}").Output()
 		if err != nil {
 			t.Fatalf("tmux display-message: %v", err)
 		}
-		if f := strings.Split(strings.TrimSpace(string(out)), ":"); len(f) == 3 && f[0] == "1" {
-			if f[2] != fmt.Sprint(width) {
-				t.Fatalf("the terminal is %s columns wide, not %d", f[2], width)
+		// The pane is dead when its terminal closes; its status comes when
+		// tmux has reaped the process.
+		if f := strings.Split(strings.TrimSpace(string(out)), ":"); len(f) == 4 && f[0] == "1" && (f[1] != "" || f[2] != "") {
+			if f[3] != fmt.Sprint(width) {
+				t.Fatalf("the terminal is %s columns wide, not %d", f[3], width)
 			}
 			if c, err := strconv.Atoi(f[1]); err == nil {
 				code = c
