@@ -134,6 +134,7 @@ func borderColumns(line, set string) []int {
 // that stay after their command exits so that they can be read.
 type tmux struct {
 	bin, socket, conf string
+	dir               string // for the commands' exit status
 	sessions          int
 }
 
@@ -146,11 +147,12 @@ func newTmux(t *testing.T) *tmux {
 		}
 		t.Skip("tmux is not installed (`make deps` installs it)")
 	}
-	conf := filepath.Join(t.TempDir(), "tmux.conf")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tmux.conf")
 	if err := os.WriteFile(conf, []byte("set -s exit-empty off\nset -g remain-on-exit on\nset -g history-limit 100000\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tm := &tmux{bin: bin, socket: fmt.Sprintf("pgha-e2e-%d-%04x", os.Getpid(), rand.IntN(0x10000)), conf: conf}
+	tm := &tmux{bin: bin, socket: fmt.Sprintf("pgha-e2e-%d-%04x", os.Getpid(), rand.IntN(0x10000)), conf: conf, dir: dir}
 	t.Cleanup(func() { _ = tm.command(context.Background(), "kill-server").Run() })
 	return tm
 }
@@ -170,31 +172,36 @@ func (tm *tmux) run(t *testing.T, width int, args ...string) (string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	// Colour on (NO_COLOR empty), as a person's terminal has it: escape codes
-	// must not count as width.
+	// must not count as width. tmux's own record of a dead pane's exit status
+	// sometimes never comes for a quick command: a shell writes it to a file.
+	status := filepath.Join(tm.dir, session+".status")
 	start := append([]string{"new-session", "-d", "-s", session, "-x", fmt.Sprint(width), "-y", "50",
-		"-e", "NO_COLOR=", "-e", "PGHA_STATE_DIR=" + stateDir, pghaBin}, args...)
+		"-e", "NO_COLOR=", "-e", "PGHA_STATE_DIR=" + stateDir, "-e", "PGHA_E2E_STATUS=" + status,
+		"sh", "-c", `"$@"; echo $? >"$PGHA_E2E_STATUS"`, "sh", pghaBin}, args...)
 	if out, err := tm.command(ctx, start...).CombinedOutput(); err != nil {
 		t.Fatalf("tmux new-session: %v: %s", err, out)
 	}
 	defer func() { _ = tm.command(context.Background(), "kill-session", "-t", session).Run() }()
 	code := -1
-	for ctx.Err() == nil {
-		out, err := tm.command(ctx, "display-message", "-p", "-t", session, "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}:#{window_width}").Output()
+	for ; ctx.Err() == nil; time.Sleep(200 * time.Millisecond) {
+		b, err := os.ReadFile(status)
+		if err != nil || !strings.HasSuffix(string(b), "\n") {
+			continue
+		}
+		out, err := tm.command(ctx, "display-message", "-p", "-t", session, "#{pane_dead}:#{window_width}").Output()
 		if err != nil {
 			t.Fatalf("tmux display-message: %v", err)
 		}
-		// The pane is dead when its terminal closes; its status comes when
-		// tmux has reaped the process.
-		if f := strings.Split(strings.TrimSpace(string(out)), ":"); len(f) == 4 && f[0] == "1" && (f[1] != "" || f[2] != "") {
-			if f[3] != fmt.Sprint(width) {
-				t.Fatalf("the terminal is %s columns wide, not %d", f[3], width)
+		// Dead: the terminal has shown everything the command wrote.
+		if f := strings.Split(strings.TrimSpace(string(out)), ":"); len(f) == 2 && f[0] == "1" {
+			if f[1] != fmt.Sprint(width) {
+				t.Fatalf("the terminal is %s columns wide, not %d", f[1], width)
 			}
-			if c, err := strconv.Atoi(f[1]); err == nil {
-				code = c
+			if code, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+				t.Fatalf("exit status %q: %v", b, err)
 			}
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
 	if ctx.Err() != nil {
 		t.Fatalf("pgha %s did not end within 8 minutes", strings.Join(args, " "))
