@@ -60,7 +60,8 @@ primary would keep the leadership). --values prints each value in full, JSON ind
 				}
 				rows = append(rows, []string{k.Key, truncate(strings.Join(strings.Fields(k.Value), " "), 70), ttl})
 			}
-			a.printTable([]string{"KEY", "VALUE", "LEASE TTL"}, rows, "VALUE")
+			// A value is a one-line preview: --values prints it whole.
+			a.printSpec(tableSpec{Headers: []string{"KEY", "VALUE", "LEASE TTL"}, Rows: rows, Clip: []string{"VALUE"}})
 			if len(ks) == 0 {
 				fmt.Fprintf(a.stderr, "no keys under %s\n", prefix)
 			}

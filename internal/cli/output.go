@@ -15,16 +15,22 @@ import (
 // and awk it. wrap names the columns that carry free text: on a terminal they
 // give up width first and wrap inside their cells (see renderTable).
 func (a *app) printTable(headers []string, rows [][]string, wrap ...string) {
+	a.printSpec(tableSpec{Headers: headers, Rows: rows, Wrap: wrap})
+}
+
+// printSpec is printTable with every hint of tableSpec.
+func (a *app) printSpec(spec tableSpec) {
 	if !a.stdoutTTY {
-		fmt.Fprintln(a.stdout, strings.Join(headers, "\t"))
-		for _, r := range rows {
+		fmt.Fprintln(a.stdout, strings.Join(spec.Headers, "\t"))
+		for _, r := range spec.Rows {
 			fmt.Fprintln(a.stdout, strings.Join(r, "\t"))
 		}
 		return
 	}
 	// One write, ending with its newline, so that nothing written to the same
 	// terminal on stderr afterwards can land on the table's last line.
-	io.WriteString(a.stdout, renderTable(tableSpec{Headers: headers, Rows: rows, Wrap: wrap, Bold: a.color}, a.termWidth()))
+	spec.Bold = a.color
+	io.WriteString(a.stdout, renderTable(spec, a.termWidth()))
 }
 
 // termWidth measures the terminal stdout writes to, each time: a live view

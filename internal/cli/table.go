@@ -29,6 +29,9 @@ type tableSpec struct {
 	Rows    [][]string
 	// Wrap names, by header, the columns that carry free text.
 	Wrap []string
+	// Clip names free-text columns that are a one-line preview (the whole
+	// text is elsewhere): they give up width first too, cut short with "…".
+	Clip []string
 	// Bold renders the header row in bold (colour is on).
 	Bold bool
 }
@@ -68,16 +71,21 @@ func renderTable(spec tableSpec, width int) string {
 	for i, r := range spec.Rows {
 		rows[i] = padRow(r, n)
 	}
-	wraps := make([]bool, n)
+	kinds := make([]columnKind, n)
 	for i, h := range headers {
-		wraps[i] = slices.Contains(spec.Wrap, h)
+		switch {
+		case slices.Contains(spec.Wrap, h):
+			kinds[i] = wrapped
+		case slices.Contains(spec.Clip, h):
+			kinds[i] = clipped
+		}
 	}
-	widths := columnWidths(headers, rows, wraps, width-tableOverhead(n))
+	widths := columnWidths(headers, rows, kinds, width-tableOverhead(n))
 
 	fit := func(cells []string) []string {
 		out := make([]string, n)
 		for i, c := range cells {
-			if wraps[i] && ansi.StringWidth(headers[i]) <= widths[i] {
+			if kinds[i] == wrapped && ansi.StringWidth(headers[i]) <= widths[i] {
 				out[i] = wrapCell(c, widths[i])
 			} else {
 				out[i] = cutCell(c, widths[i])
@@ -110,6 +118,15 @@ func renderTable(spec tableSpec, width int) string {
 	return t.Render() + "\n"
 }
 
+// columnKind is how a column fits a narrow terminal.
+type columnKind int
+
+const (
+	fixed   columnKind = iota // keeps its width; cut short last
+	wrapped                   // free text, wraps inside its cells
+	clipped                   // free text, cut short to one line
+)
+
 // tableOverhead is what borders and padding take in a table of n columns.
 func tableOverhead(n int) int { return n*(2*cellPadding+1) + 1 }
 
@@ -128,9 +145,10 @@ var cellText = strings.NewReplacer("\t", "    ", "\r", "")
 // columnWidths gives each column the width of its text (padding and borders
 // not included) and, when their sum is over budget, takes width back one
 // cell at a time, in stages:
-//  1. from the wrapping columns, down to their longest word (at most
-//     softFloorCap, at least hardFloor);
-//  2. from the wrapping columns, down to hardFloor (or their header), words
+//  1. from the free-text columns, down to their longest word (a clipped
+//     column: its first softFloorCap cells), at most softFloorCap, at least
+//     hardFloor;
+//  2. from the free-text columns, down to hardFloor (or their header), words
 //     breaking;
 //  3. from the other columns, cut short down to cutFloor;
 //  4. from every column, down to one cell.
@@ -138,7 +156,7 @@ var cellText = strings.NewReplacer("\t", "    ", "\r", "")
 // Within a stage each cell comes from the column where it costs the fewest
 // added lines to the table (so that wrapping gathers in rows that already
 // wrap), the widest of those (then the rightmost).
-func columnWidths(headers []string, rows [][]string, wraps []bool, budget int) []int {
+func columnWidths(headers []string, rows [][]string, kinds []columnKind, budget int) []int {
 	n := len(headers)
 	natural := make([]int, n)
 	words := make([]int, n)
@@ -146,8 +164,11 @@ func columnWidths(headers []string, rows [][]string, wraps []bool, budget int) [
 		natural[i] = cellWidth(h)
 		for _, r := range rows {
 			natural[i] = max(natural[i], cellWidth(r[i]))
-			if wraps[i] {
+			switch kinds[i] {
+			case wrapped:
 				words[i] = max(words[i], longestWord(r[i]))
+			case clipped:
+				words[i] = natural[i]
 			}
 		}
 	}
@@ -166,26 +187,26 @@ func columnWidths(headers []string, rows [][]string, wraps []bool, budget int) [
 	hdr := func(i int) int { return ansi.StringWidth(headers[i]) }
 	stages := [][]int{
 		floors(func(i int) int {
-			if !wraps[i] {
+			if kinds[i] == fixed {
 				return natural[i]
 			}
 			return max(hdr(i), hardFloor, min(words[i], softFloorCap))
 		}),
 		floors(func(i int) int {
-			if !wraps[i] {
+			if kinds[i] == fixed {
 				return natural[i]
 			}
 			return max(hdr(i), hardFloor)
 		}),
 		floors(func(i int) int {
-			if wraps[i] {
-				return max(hdr(i), hardFloor)
+			if kinds[i] == fixed {
+				return cutFloor
 			}
-			return cutFloor
+			return max(hdr(i), hardFloor)
 		}),
 		floors(func(int) int { return 1 }),
 	}
-	l := newLineCounter(headers, rows, wraps)
+	l := newLineCounter(headers, rows, kinds)
 	for _, floor := range stages {
 		for ; excess > 0; excess-- {
 			best, bestCost := -1, 0
@@ -211,12 +232,12 @@ func columnWidths(headers []string, rows [][]string, wraps []bool, budget int) [
 type lineCounter struct {
 	headers []string
 	rows    [][]string
-	wraps   []bool
+	kinds   []columnKind
 	memo    map[[2]int][]int // column, width → lines of each row's cell
 }
 
-func newLineCounter(headers []string, rows [][]string, wraps []bool) *lineCounter {
-	return &lineCounter{headers: headers, rows: rows, wraps: wraps, memo: map[[2]int][]int{}}
+func newLineCounter(headers []string, rows [][]string, kinds []columnKind) *lineCounter {
+	return &lineCounter{headers: headers, rows: rows, kinds: kinds, memo: map[[2]int][]int{}}
 }
 
 // lines is how many lines each row's cell of column c takes at width w.
@@ -226,7 +247,7 @@ func (l *lineCounter) lines(c, w int) []int {
 	}
 	ls := make([]int, len(l.rows))
 	for r, row := range l.rows {
-		if l.wraps[c] && w >= ansi.StringWidth(l.headers[c]) {
+		if l.kinds[c] == wrapped && w >= ansi.StringWidth(l.headers[c]) {
 			ls[r] = strings.Count(wrapCell(row[c], w), "\n") + 1
 		} else {
 			ls[r] = strings.Count(row[c], "\n") + 1

@@ -52,7 +52,7 @@ var tableFixtures = map[string]tableSpec{
 			{"/service/pg-cluster/leader", "patroni2", "19s"},
 			{"/service/pg-cluster/members/patroni1", `{"conn_url":"postgres://patroni1:5432/postgres","api_url":"http://pat…`, "19s"},
 		},
-		Wrap: []string{"VALUE"},
+		Clip: []string{"VALUE"},
 	},
 	"backups": {
 		Headers: []string{"LABEL", "TYPE", "START", "STOP", "TOOK", "DB SIZE", "STORED", "WAL", "DEPENDS ON"},
@@ -138,20 +138,21 @@ func TestColumnWidths(t *testing.T) {
 		name    string
 		headers []string
 		rows    [][]string
-		wraps   []bool
+		kinds   []columnKind
 		budget  int
 		want    []int
 	}{
-		{"fits: natural widths", []string{"A", "BB"}, [][]string{{"xxx", "y"}}, []bool{false, true}, 10, []int{3, 2}},
-		{"the wrapping column gives way", []string{"K", "DETAIL"}, [][]string{{"key", "a few words of detail"}}, []bool{false, true}, 12, []int{3, 9}},
-		{"the widest wrapping column first", []string{"K", "D", "E"}, [][]string{{"key", "aaaaaaaaaa bbbbbbbbbbbb", "cc dddddddddd"}}, []bool{false, true, true}, 30, []int{3, 14, 13}},
-		{"down to its longest word first", []string{"K", "D", "E"}, [][]string{{"key", "aaaaaaaaaa bbbbbbbbbbbb", "cc dddddddddd"}}, []bool{false, true, true}, 25, []int{3, 12, 10}},
-		{"then below it", []string{"K", "D", "E"}, [][]string{{"key", "aaaaaaaaaa bbbbbbbbbbbb", "cc dddddddddd"}}, []bool{false, true, true}, 20, []int{3, 9, 8}},
-		{"then the widest fixed column is cut", []string{"NAME", "D"}, [][]string{{"a-very-long-name", "some words"}}, []bool{false, true}, 16, []int{8, 8}},
-		{"at worst one cell each", []string{"A", "B", "C"}, [][]string{{"aaa", "bbb", "ccc"}}, []bool{true, false, false}, 3, []int{1, 1, 1}},
+		{"fits: natural widths", []string{"A", "BB"}, [][]string{{"xxx", "y"}}, []columnKind{fixed, wrapped}, 10, []int{3, 2}},
+		{"the wrapping column gives way", []string{"K", "DETAIL"}, [][]string{{"key", "a few words of detail"}}, []columnKind{fixed, wrapped}, 12, []int{3, 9}},
+		{"the widest wrapping column first", []string{"K", "D", "E"}, [][]string{{"key", "aaaaaaaaaa bbbbbbbbbbbb", "cc dddddddddd"}}, []columnKind{fixed, wrapped, wrapped}, 30, []int{3, 14, 13}},
+		{"down to its longest word first", []string{"K", "D", "E"}, [][]string{{"key", "aaaaaaaaaa bbbbbbbbbbbb", "cc dddddddddd"}}, []columnKind{fixed, wrapped, wrapped}, 25, []int{3, 12, 10}},
+		{"then below it", []string{"K", "D", "E"}, [][]string{{"key", "aaaaaaaaaa bbbbbbbbbbbb", "cc dddddddddd"}}, []columnKind{fixed, wrapped, wrapped}, 20, []int{3, 9, 8}},
+		{"then the widest fixed column is cut", []string{"NAME", "D"}, [][]string{{"a-very-long-name", "some words"}}, []columnKind{fixed, wrapped}, 16, []int{8, 8}},
+		{"a clipped column gives way first, on one line", []string{"KEY", "VALUE", "TTL"}, [][]string{{"/service/pg-cluster/members/patroni1", strings.Repeat("v", 70), "19s"}}, []columnKind{fixed, clipped, fixed}, 60, []int{36, 21, 3}},
+		{"at worst one cell each", []string{"A", "B", "C"}, [][]string{{"aaa", "bbb", "ccc"}}, []columnKind{wrapped, fixed, fixed}, 3, []int{1, 1, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := columnWidths(tc.headers, tc.rows, tc.wraps, tc.budget); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			if got := columnWidths(tc.headers, tc.rows, tc.kinds, tc.budget); fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("widths = %v, want %v", got, tc.want)
 			}
 		})

@@ -19,7 +19,7 @@ import (
 // TestTables runs pgha's table commands in a real terminal, tmux, at 80 and
 // at 120 columns, and reads the screen back: no line may be wider than the
 // terminal, and every table's borders must line up. One cluster serves both
-// widths.
+// widths. PGHA_E2E_SCREENS=<dir> keeps the screens there.
 func TestTables(t *testing.T) {
 	tm := newTmux(t)
 	c := newCluster(t, 3, 3)
@@ -45,6 +45,9 @@ func TestTables(t *testing.T) {
 			} {
 				screen, code := tm.run(t, width, args...)
 				cmd := "pgha " + strings.Join(args, " ")
+				if dir := os.Getenv("PGHA_E2E_SCREENS"); dir != "" { // to look at them
+					_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d-%s.txt", width, strings.Join(args[:min(3, len(args))], "-"))), []byte("$ "+cmd+"\n"+screen), 0o644)
+				}
 				if code != 0 {
 					c.failures = append(c.failures, fmt.Sprintf("%s at %d columns: exit %d", cmd, width, code))
 					t.Fatalf("%s at %d columns: exit %d; the screen:\n%s", cmd, width, code, screen)
