@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -98,16 +99,21 @@ func (a *app) newBackupListCommand() *cobra.Command {
 }
 
 func (a *app) printBackups(bs []backup.Backup) {
+	headers := []string{"LABEL", "TYPE", "START", "STOP", "TOOK", "DB SIZE", "STORED", "WAL", "DEPENDS ON"}
 	var rows [][]string
 	for _, b := range bs {
-		start, stop := b.Start.Local().Format(time.DateTime), b.Stop.Local().Format(time.DateTime)
-		if a.stdoutTTY && stop[:len(time.DateOnly)] == start[:len(time.DateOnly)] {
-			stop = stop[len(time.DateOnly)+1:] // the day is START's: keep the table narrow
-		}
-		rows = append(rows, []string{b.Label, b.Type, start, stop,
+		rows = append(rows, []string{b.Label, b.Type, b.Start.Local().Format(time.DateTime), b.Stop.Local().Format(time.DateTime),
 			b.Duration().String(), humanBytes(b.Size), humanBytes(b.RepoSize), b.WALStart + " … " + b.WALStop, b.Prior})
 	}
-	a.printTable([]string{"LABEL", "TYPE", "START", "STOP", "TOOK", "DB SIZE", "STORED", "WAL", "DEPENDS ON"}, rows, "WAL", "LABEL", "START", "DEPENDS ON")
+	if a.stdoutTTY {
+		// On a terminal STOP is START plus TOOK: leave it to -o json and to
+		// the tab-separated output, and the table fits 100 columns.
+		headers = slices.Delete(headers, 3, 4)
+		for i := range rows {
+			rows[i] = slices.Delete(rows[i], 3, 4)
+		}
+	}
+	a.printTable(headers, rows, "WAL", "LABEL", "START", "DEPENDS ON")
 }
 
 // humanBytes renders a size in binary units.

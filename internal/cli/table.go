@@ -97,8 +97,9 @@ func renderTable(spec tableSpec, width int) string {
 	for i, r := range rows {
 		fitted[i] = fit(r)
 	}
-	// Headers never wrap: a wrapping column is never narrower than its
-	// header unless every column has been cut to the bone.
+	// Headers never wrap (lipgloss gives the header row one line): a
+	// wrapping column is never narrower than its header unless every column
+	// has been cut to the bone.
 	hdrs := make([]string, n)
 	for i, h := range headers {
 		hdrs[i] = cutCell(h, widths[i])
