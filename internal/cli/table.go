@@ -317,40 +317,72 @@ func longestWord(s string) int {
 func wrapCell(s string, width int) string {
 	return glued(s, func(s string) string {
 		var out []string
-		for _, l := range strings.Split(ansi.Wordwrap(s, width, wordBreaks), "\n") {
-			l = strings.TrimRight(l, " ")
-			for ansi.StringWidth(l) > width {
-				head := ansi.Truncate(l, width, "")
-				if head == "" { // a character wider than the column
-					_, n := utf8.DecodeRuneInString(l)
-					head = l[:n]
-				} else if i := strings.LastIndexAny(head, hardBreaks); i > 0 {
-					head = head[:i+1]
-				}
-				out = append(out, head)
-				l = strings.TrimLeft(l[len(head):], " ")
-			}
-			out = append(out, l)
+		for _, p := range strings.Split(s, "\n") {
+			out = append(out, wrapParagraph(p, width)...)
 		}
 		return strings.Join(out, "\n")
 	})
 }
 
+// wrapParagraph takes lines off p one at a time: the first line ansi's word
+// wrapping makes of what is left, or, when that is too wide (a word longer
+// than the width, or a breakpoint ansi lets stick out one cell), as much of
+// it as fits, up to its last space, else after its last hard break.
+func wrapParagraph(p string, width int) []string {
+	if p == "" {
+		return []string{""}
+	}
+	var out []string
+	for p != "" {
+		line, _, _ := strings.Cut(ansi.Wordwrap(p, width, wordBreaks), "\n")
+		if !strings.HasPrefix(p, line) || line == "" {
+			line = p
+		}
+		if ansi.StringWidth(strings.TrimRight(line, " ")) > width {
+			cut := ansi.Truncate(line, width, "")
+			switch {
+			case cut == "": // a character wider than the column
+				_, n := utf8.DecodeRuneInString(line)
+				cut = line[:n]
+			case strings.LastIndexByte(cut, ' ') > 0:
+				cut = cut[:strings.LastIndexByte(cut, ' ')]
+			case strings.LastIndexAny(cut, hardBreaks+dateHyphen) > 0:
+				i := strings.LastIndexAny(cut, hardBreaks+dateHyphen)
+				_, n := utf8.DecodeRuneInString(cut[i:])
+				cut = cut[:i+n]
+			}
+			line = cut
+		}
+		out = append(out, strings.TrimRight(line, " "))
+		p = strings.TrimLeft(p[len(line):], " ")
+	}
+	return out
+}
+
 // ansi's word wrapping ends a line after any hyphen; the arrow of a port
 // mapping (127.0.0.1:5435->5432) and a date must not be split there, so their
-// hyphens become non-breaking ones while a cell is wrapped.
-const nonBreakingHyphen = "\u2011"
+// hyphens become other hyphens while a cell is wrapped: an arrow's never
+// ends a line, a date's only when the date has to break.
+const (
+	arrowHyphen = "\u2011" // non-breaking hyphen
+	dateHyphen  = "\u2010" // hyphen
+)
 
-var unbreakable = regexp.MustCompile(`->|\d{4}-\d\d-\d\d`)
+var (
+	arrow = regexp.MustCompile(`->`)
+	date  = regexp.MustCompile(`\d{4}-\d\d-\d\d`)
+)
 
 // glued applies wrap to s with the hyphens of its arrows and dates
-// non-breaking.
+// replaced, and puts them back.
 func glued(s string, wrap func(string) string) string {
-	if strings.Contains(s, nonBreakingHyphen) { // the cell's own: leave it be
+	if strings.ContainsAny(s, arrowHyphen+dateHyphen) { // the cell's own: leave it be
 		return wrap(s)
 	}
-	s = unbreakable.ReplaceAllStringFunc(s, func(m string) string { return strings.ReplaceAll(m, "-", nonBreakingHyphen) })
-	return strings.ReplaceAll(wrap(s), nonBreakingHyphen, "-")
+	for re, h := range map[*regexp.Regexp]string{arrow: arrowHyphen, date: dateHyphen} {
+		s = re.ReplaceAllStringFunc(s, func(m string) string { return strings.ReplaceAll(m, "-", h) })
+	}
+	return strings.NewReplacer(arrowHyphen, "-", dateHyphen, "-").Replace(wrap(s))
 }
 
 // cutCell keeps each line of s to width cells, ending a cut line with "…".

@@ -62,6 +62,15 @@ var tableFixtures = map[string]tableSpec{
 		},
 		Wrap: []string{"WAL", "LABEL", "START", "DEPENDS ON"},
 	},
+	"failover": {
+		Headers: []string{"MEASURE", "VALUE"},
+		Rows: [][]string{
+			{"fault", "kill on patroni2"},
+			{"rejoined as streaming replica after", "9.03 s"},
+			{"guard decision", "deleted the leader key of patroni2 at 02:48:50.845 (die) (218 ms after the engine's event, 211 ms of it the engine's confirmation): patroni2 is exited (exit code 137) according to the engine and the leader key still names it: delete it (value and revision 13 compared)"},
+		},
+		Wrap: []string{"VALUE", "MEASURE"},
+	},
 	"no wrap hint": {
 		Headers: []string{"A", "B", "C"},
 		Rows:    [][]string{{strings.Repeat("a", 70), strings.Repeat("b", 70), "ccc"}, {"x", "", "日本語のテキスト"}, {"tab\there", "cr\rlf", "a"}},
@@ -171,8 +180,12 @@ func TestWrapCell(t *testing.T) {
 		{"20261126-211148F_20261126-211155I", 17, "20261126-211148F_\n20261126-211155I"},
 		{"20261126-211148F_20261126-211155I", 16, "20261126-\n211148F_\n20261126-211155I"},
 		{"2026-11-26 21:11:48", 8, "2026-11-\n26\n21:11:48"},
+		{"2026-11-26 21:11:48", 9, "2026-11-\n26\n21:11:48"},
+		{"127.0.0.1:23679->2379", 16, "127.0.0.1:\n23679->2379"},
 		{"2026-11-26 21:11:48", 10, "2026-11-26\n21:11:48"},
 		{"abcdefghij", 4, "abcd\nefgh\nij"},
+		{"xx event, 211 ms", 8, "xx\nevent,\n211 ms"},
+		{"xx event- 211 ms", 8, "xx\nevent-\n211 ms"},
 	} {
 		if got := wrapCell(tc.in, tc.width); got != tc.want {
 			t.Errorf("wrapCell(%q, %d) = %q, want %q", tc.in, tc.width, got, tc.want)
@@ -212,7 +225,8 @@ func TestWrapCellKeepsTheText(t *testing.T) {
 	cells := []string{"running, watching; deleted key 19:31:06", "127.0.0.1:6735->5432 127.0.0.1:9308->8008",
 		"pgha/objectstore:3764c6a4a0a7", "20261126-211148F_20261126-211155I", "2026-11-26 21:11:48",
 		"000000010000000000000012 … 000000010000000000000013", `{"conn_url":"postgres://patroni1:5432/postgres","api_url":"http://patroni1:8008/patroni"}`,
-		"REST API not answering on 127.0.0.1:8008 (container patroni1 is exited (137))", "日本語のテキストです", "a  b   c", ""}
+		"REST API not answering on 127.0.0.1:8008 (container patroni1 is exited (137))", "日本語のテキストです", "a  b   c", "",
+		"deleted the leader key of patroni2 at 02:48:50.845 (die) (218 ms after the engine's event, 211 ms of it the engine's confirmation)"}
 	noSpace := func(s string) string { return strings.NewReplacer(" ", "", "\n", "").Replace(s) }
 	for _, c := range cells {
 		for width := 1; width <= 40; width++ {
