@@ -156,7 +156,9 @@ var cellText = strings.NewReplacer("\t", "    ", "\r", "")
 //
 // Within a stage each cell comes from the column where it costs the fewest
 // added lines to the table (so that wrapping gathers in rows that already
-// wrap), the widest of those (then the rightmost).
+// wrap), the widest of those (then the rightmost); then width moves between
+// wrapping columns, within that stage's floors, while that makes the table
+// shorter.
 func columnWidths(headers []string, rows [][]string, kinds []columnKind, budget int) []int {
 	n := len(headers)
 	natural := make([]int, n)
@@ -209,6 +211,9 @@ func columnWidths(headers []string, rows [][]string, kinds []columnKind, budget 
 	}
 	l := newLineCounter(headers, rows, kinds)
 	for _, floor := range stages {
+		if excess <= 0 {
+			break
+		}
 		for ; excess > 0; excess-- {
 			best, bestCost := -1, 0
 			for i, w := range widths {
@@ -224,6 +229,9 @@ func columnWidths(headers []string, rows [][]string, kinds []columnKind, budget 
 				break
 			}
 			widths[best]--
+		}
+		if excess <= 0 {
+			l.improve(widths, natural, floor)
 		}
 	}
 	return widths
@@ -256,6 +264,48 @@ func (l *lineCounter) lines(c, w int) []int {
 	}
 	l.memo[[2]int{c, w}] = ls
 	return ls
+}
+
+// improve moves width from one wrapping column to another, within the
+// floors, while that makes the table shorter: taking one cell at a time from the cheapest
+// column can leave a long cell of one column wrapped over many lines while
+// another column keeps width that saves none.
+func (l *lineCounter) improve(widths, natural, floor []int) {
+	best := l.total(widths)
+	for {
+		from, to, by := -1, -1, 0
+		for a := range widths {
+			for b := range widths {
+				if a == b || l.kinds[a] != wrapped || l.kinds[b] != wrapped || widths[b] >= natural[b] {
+					continue
+				}
+				for k := 1; widths[a]-k >= floor[a] && widths[b]+k <= natural[b]; k++ {
+					widths[a], widths[b] = widths[a]-k, widths[b]+k
+					if t := l.total(widths); t < best {
+						best, from, to, by = t, a, b, k
+					}
+					widths[a], widths[b] = widths[a]+k, widths[b]-k
+				}
+			}
+		}
+		if from < 0 {
+			return
+		}
+		widths[from], widths[to] = widths[from]-by, widths[to]+by
+	}
+}
+
+// total is how many lines the table's rows take at the widths.
+func (l *lineCounter) total(widths []int) int {
+	t := 0
+	for r := range l.rows {
+		h := 1
+		for c, w := range widths {
+			h = max(h, l.lines(c, w)[r])
+		}
+		t += h
+	}
+	return t
 }
 
 // cost is how many lines the table gains when column c is one cell narrower.
