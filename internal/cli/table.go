@@ -39,8 +39,7 @@ type tableSpec struct {
 const (
 	cellPadding = 1 // spaces on each side of a cell's text
 	// softFloorCap is the most a wrapping column keeps for its longest word
-	// before it gives up width to save the other columns: a word longer than
-	// that (an image reference, a URL) breaks at ':' or '/', or anywhere.
+	// before it gives up width to save the other columns.
 	softFloorCap = 24
 	// hardFloor is the narrowest a wrapping column gets (unless its header is
 	// wider) before the other columns are cut short.
@@ -48,8 +47,8 @@ const (
 	// cutFloor is the narrowest a cut-short column gets before every column
 	// shrinks to one cell.
 	cutFloor = 5
-	// wordBreaks are where a wrapping cell's lines may end besides spaces
-	// and hyphens; hardBreaks are tried for a word still too long.
+	// wordBreaks are where a wrapping cell's lines end besides spaces and
+	// hyphens; hardBreaks, where a word too long for its line breaks.
 	wordBreaks = ",_"
 	hardBreaks = ",_:/-"
 )
@@ -341,14 +340,16 @@ func cellWidth(s string) int {
 	return w
 }
 
-// longestWord is the widest run of a cell that wrapping keeps on one line:
-// a line may end at a space, or after a hyphen or one of wordBreaks.
+// longestWord is the widest run of a cell that wrapping need not break: a
+// line may end at a space, or after a hyphen or one of hardBreaks (an image
+// reference wraps as "pgha/objectstore:" and "3764c6a4a0a7"), not inside a
+// date or a port mapping's arrow.
 func longestWord(s string) int {
 	w := 0
 	glued(s, func(s string) string {
 		for _, f := range strings.Fields(s) {
 			for _, word := range strings.SplitAfter(strings.Map(func(r rune) rune {
-				if strings.ContainsRune(wordBreaks, r) {
+				if strings.ContainsRune(hardBreaks, r) {
 					return '-'
 				}
 				return r

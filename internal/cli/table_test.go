@@ -206,10 +206,12 @@ func TestTerminalWidthFallsBack(t *testing.T) {
 
 func TestLongestWord(t *testing.T) {
 	for in, want := range map[string]int{
-		"127.0.0.1:23679->2379 127.0.0.1:8008->8008": 21,
+		"127.0.0.1:23679->2379 127.0.0.1:8008->8008": 11,
 		"running, watching; deleted key 19:31:06":    9,
 		"20261126-211148F_20261126-211155I":          9,
-		"pgha/objectstore:3764c6a4a0a7":              29,
+		"https://127.0.0.1:10300":                    10,
+		"pgha/objectstore:3764c6a4a0a7":              12,
+		"000000010000000000000011":                   24,
 		"2026-11-26 21:11:48":                        10,
 		"":                                           0,
 	} {
