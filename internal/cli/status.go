@@ -61,7 +61,7 @@ func (a *app) showStatus(cmd *cobra.Command, name, output string) error {
 
 // guardHealth is the guard's status in a few words: whether it watches the
 // engine's events and, when its latest decision deleted a leader key or
-// failed, which and when. The whole decision is in `pgha status -o json`
+// failed, when. The whole decision is in `pgha status -o json`
 // (guard.lastDecision) and in the guard's log.
 func guardHealth(state string, watching bool, last *guard.Record) string {
 	if state != "running" {
