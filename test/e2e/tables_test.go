@@ -156,7 +156,15 @@ func newTmux(t *testing.T) *tmux {
 		t.Fatal(err)
 	}
 	tm := &tmux{bin: bin, socket: fmt.Sprintf("pgha-e2e-%d-%04x", os.Getpid(), rand.IntN(0x10000)), conf: conf, dir: dir}
-	t.Cleanup(func() { _ = tm.command(context.Background(), "kill-server").Run() })
+	t.Cleanup(func() {
+		_ = tm.command(context.Background(), "kill-server").Run()
+		// tmux leaves its socket behind: /tmp/tmux-<uid>/<name> (-L).
+		dir := os.Getenv("TMUX_TMPDIR")
+		if dir == "" {
+			dir = "/tmp"
+		}
+		_ = os.Remove(filepath.Join(dir, fmt.Sprintf("tmux-%d", os.Getuid()), tm.socket))
+	})
 	return tm
 }
 
