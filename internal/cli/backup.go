@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,7 +93,7 @@ func (a *app) newBackupListCommand() *cobra.Command {
 				return nil
 			}
 			a.printBackups(repo.Backups)
-			fmt.Fprintf(a.stderr, "archived WAL %s … %s; restorable from %s\n", repo.WALMin, repo.WALMax, list.Window)
+			a.newStatus().Info(fmt.Sprintf("archived WAL %s … %s; restorable from %s", repo.WALMin, repo.WALMax, list.Window))
 			return nil
 		},
 	}
@@ -102,12 +103,21 @@ func (a *app) newBackupListCommand() *cobra.Command {
 }
 
 func (a *app) printBackups(bs []backup.Backup) {
+	headers := []string{"LABEL", "TYPE", "START", "STOP", "TOOK", "DB SIZE", "STORED", "WAL", "DEPENDS ON"}
 	var rows [][]string
 	for _, b := range bs {
 		rows = append(rows, []string{b.Label, b.Type, b.Start.Local().Format(time.DateTime), b.Stop.Local().Format(time.DateTime),
 			b.Duration().String(), humanBytes(b.Size), humanBytes(b.RepoSize), b.WALStart + " … " + b.WALStop, b.Prior})
 	}
-	a.printTable([]string{"LABEL", "TYPE", "START", "STOP", "TOOK", "DB SIZE", "STORED", "WAL", "DEPENDS ON"}, rows)
+	if a.stdoutTTY {
+		// On a terminal STOP is START plus TOOK: leave it to -o json and to
+		// the tab-separated output, and the table fits 100 columns.
+		headers = slices.Delete(headers, 3, 4)
+		for i := range rows {
+			rows[i] = slices.Delete(rows[i], 3, 4)
+		}
+	}
+	a.printTable(headers, rows, "WAL", "LABEL", "START", "DEPENDS ON")
 }
 
 // humanBytes renders a size in binary units.

@@ -168,7 +168,7 @@ func (a *app) printFailover(r failover.Report) {
 	if r.IsolatedStoppedWritesSec != 0 {
 		rows = append(rows, []string{"isolated old primary stopped taking writes after", sec(r.IsolatedStoppedWritesSec)})
 	}
-	a.printTable([]string{"MEASURE", "VALUE"}, rows)
+	a.printTable([]string{"MEASURE", "VALUE"}, rows, "VALUE", "MEASURE")
 }
 
 // guardReport says whether the cluster's guard is on and watching now.

@@ -70,6 +70,6 @@ func (a *app) images(cmd *cobra.Command, output string, build bool) error {
 		}
 		rows = append(rows, []string{im.Role, im.Ref, im.Source, state})
 	}
-	a.printTable([]string{"ROLE", "IMAGE", "SOURCE", "STATE"}, rows)
+	a.printTable([]string{"ROLE", "IMAGE", "SOURCE", "STATE"}, rows, "SOURCE", "STATE", "IMAGE")
 	return nil
 }

@@ -59,7 +59,8 @@ primary would keep the leadership). --values prints each value in full, JSON ind
 				}
 				rows = append(rows, []string{k.Key, truncate(strings.Join(strings.Fields(k.Value), " "), 70), ttl})
 			}
-			a.printTable([]string{"KEY", "VALUE", "LEASE TTL"}, rows)
+			// A value is a one-line preview: --values prints it whole.
+			a.printSpec(tableSpec{Headers: []string{"KEY", "VALUE", "LEASE TTL"}, Rows: rows, Clip: []string{"VALUE"}})
 			if len(ks) == 0 {
 				fmt.Fprintf(a.stderr, "no keys under %s\n", prefix)
 			}
@@ -113,7 +114,7 @@ func (a *app) newInspectClusterCommand() *cobra.Command {
 				}
 				rows = append(rows, []string{m.Name, fmt.Sprintf("%s:%d", m.Host, m.Port), m.Role, m.State, fmt.Sprint(m.Timeline), lag})
 			}
-			a.printTable([]string{"MEMBER", "HOST", "ROLE", "STATE", "TL", "LAG IN MB"}, rows)
+			a.printTable([]string{"MEMBER", "HOST", "ROLE", "STATE", "TL", "LAG IN MB"}, rows, "STATE", "HOST")
 			return nil
 		},
 	}

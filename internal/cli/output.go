@@ -4,36 +4,43 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
-	"github.com/charmbracelet/lipgloss"
-	"github.com/charmbracelet/lipgloss/table"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
 )
 
-// printTable writes rows as a bordered table on a terminal and as
-// tab-separated lines elsewhere, so that scripts can cut and awk it.
-func (a *app) printTable(headers []string, rows [][]string) {
+// printTable writes rows as a bordered table that fits the terminal when
+// stdout is one, and as tab-separated lines elsewhere, so that scripts can cut
+// and awk it. wrap names the columns that carry free text: on a terminal they
+// give up width first and wrap inside their cells (see renderTable).
+func (a *app) printTable(headers []string, rows [][]string, wrap ...string) {
+	a.printSpec(tableSpec{Headers: headers, Rows: rows, Wrap: wrap})
+}
+
+// printSpec is printTable with every hint of tableSpec.
+func (a *app) printSpec(spec tableSpec) {
 	if !a.stdoutTTY {
-		fmt.Fprintln(a.stdout, strings.Join(headers, "\t"))
-		for _, r := range rows {
+		fmt.Fprintln(a.stdout, strings.Join(spec.Headers, "\t"))
+		for _, r := range spec.Rows {
 			fmt.Fprintln(a.stdout, strings.Join(r, "\t"))
 		}
 		return
 	}
-	t := table.New().Headers(headers...).Rows(rows...).Border(lipgloss.NormalBorder())
-	if a.color {
-		t = t.StyleFunc(func(row, col int) lipgloss.Style {
-			if row == table.HeaderRow {
-				return lipgloss.NewStyle().Bold(true).Padding(0, 1)
-			}
-			return lipgloss.NewStyle().Padding(0, 1)
-		})
-	} else {
-		t = t.StyleFunc(func(row, col int) lipgloss.Style { return lipgloss.NewStyle().Padding(0, 1) })
+	// One write, ending with its newline, so that nothing written to the same
+	// terminal on stderr afterwards can land on the table's last line.
+	spec.Bold = a.color
+	io.WriteString(a.stdout, renderTable(spec, a.termWidth()))
+}
+
+// termWidth measures the terminal stdout writes to, each time: a live view
+// re-renders at the new width after a resize.
+func (a *app) termWidth() int {
+	if f, ok := a.stdout.(*os.File); ok {
+		return terminalWidth(int(f.Fd()))
 	}
-	fmt.Fprintln(a.stdout, t.Render())
+	return terminalWidth(-1)
 }
 
 // printJSON writes v as indented JSON.

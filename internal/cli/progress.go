@@ -3,11 +3,13 @@ package cli
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 )
 
 // status renders long steps on stderr, kind style: on a terminal a spinner with
@@ -61,7 +63,10 @@ func (s *status) spin(stop, done chan struct{}) {
 		if s.detail != "" {
 			line += s.dim.Render("  " + s.detail)
 		}
-		fmt.Fprintf(s.w, "\r\033[K%s", truncate(line, 160))
+		// One row at most: "\r\033[K" erases only the row the cursor is on,
+		// so a frame that wrapped would leave its first rows behind, and a
+		// frame that fills the row leaves the cursor waiting to wrap.
+		fmt.Fprintf(s.w, "\r\033[K%s", ansi.Truncate(line, min(160, s.width()-1), "…"))
 		s.mu.Unlock()
 		select {
 		case <-stop:
@@ -69,6 +74,14 @@ func (s *status) spin(stop, done chan struct{}) {
 		case <-t.C:
 		}
 	}
+}
+
+// width is the width of the terminal the status line goes to.
+func (s *status) width() int {
+	if f, ok := s.w.(*os.File); ok {
+		return terminalWidth(int(f.Fd()))
+	}
+	return terminalWidth(-1)
 }
 
 func (s *status) Detail(line string) {
@@ -91,9 +104,9 @@ func (s *status) End(ok bool, summary string) {
 		fmt.Fprint(s.w, "\r\033[K")
 	}
 	if ok {
-		fmt.Fprintf(s.w, "%s %s\n", s.ok.Render("✓"), summary)
+		fmt.Fprintf(s.w, "%s %s\n", s.ok.Render("✓"), s.fit(summary))
 	} else {
-		fmt.Fprintf(s.w, "%s %s\n", s.bad.Render("✗"), summary)
+		fmt.Fprintf(s.w, "%s %s\n", s.bad.Render("✗"), s.fit(summary))
 	}
 	s.title = ""
 }
@@ -101,14 +114,38 @@ func (s *status) End(ok bool, summary string) {
 func (s *status) Warn(msg string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fmt.Fprintf(s.w, "%s %s\n", s.warn.Render("!"), msg)
+	s.clearSpinner()
+	fmt.Fprintf(s.w, "%s %s\n", s.warn.Render("!"), s.fit(msg))
 }
 
 // Info prints a plain line.
 func (s *status) Info(msg string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fmt.Fprintln(s.w, msg)
+	s.clearSpinner()
+	fmt.Fprintln(s.w, s.fit(msg))
+}
+
+// clearSpinner erases the spinner's row, if it runs, before a line is
+// printed in the middle of a step: else the line would follow the frame on
+// its row. The spinner draws again on the next row at its next tick.
+func (s *status) clearSpinner() {
+	if s.tty && s.stop != nil {
+		fmt.Fprint(s.w, "\r\033[K")
+	}
+}
+
+// fit wraps a line that would not fit the terminal at its words, the
+// following rows indented under the text after a two-cell mark ("✓ ").
+func (s *status) fit(msg string) string {
+	if !s.tty {
+		return msg
+	}
+	w := s.width() - 2
+	if w < 20 || ansi.StringWidth(msg) <= w {
+		return msg
+	}
+	return strings.ReplaceAll(wrapCell(msg, w), "\n", "\n  ")
 }
 
 func (s *status) stopSpinner() {

@@ -39,13 +39,13 @@ func (a *app) showStatus(cmd *cobra.Command, name, output string) error {
 	}
 	var rows [][]string
 	for _, n := range st.Nodes {
-		state := n.State
-		if n.Health != "" && n.Health != "-" && n.Health != n.State {
-			state += ", " + n.Health
+		state, health := n.State, n.Health
+		if health != "" && health != "-" && health != n.State {
+			state += ", " + health
 		}
 		rows = append(rows, []string{n.Service, n.Container, n.Image, n.Role, strings.Join(n.Ports, " "), state})
 	}
-	a.printTable([]string{"SERVICE", "CONTAINER", "IMAGE", "ROLE", "PORTS", "STATUS"}, rows)
+	a.printTable([]string{"SERVICE", "CONTAINER", "IMAGE", "ROLE", "PORTS", "STATUS"}, rows, "STATUS", "PORTS", "IMAGE", "CONTAINER")
 	for _, p := range st.Problems {
 		fmt.Fprintf(a.stderr, "! %s\n", p)
 	}

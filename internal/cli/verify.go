@@ -107,7 +107,7 @@ func (a *app) printChecks(rep verify.Report) {
 		}
 		rows = append(rows, []string{mark, c.Group, c.Name, c.Detail, fmt.Sprintf("%.0fms", c.DurationMS)})
 	}
-	a.printTable([]string{"", "GROUP", "CHECK", "DETAIL", "TOOK"}, rows)
+	a.printTable([]string{"", "GROUP", "CHECK", "DETAIL", "TOOK"}, rows, "DETAIL", "CHECK")
 	if failed == 0 {
 		fmt.Fprintf(a.stderr, "cluster %s: all %d checks passed (%.0f ms)\n", rep.Cluster, len(rep.Checks), rep.DurationMS)
 	} else {

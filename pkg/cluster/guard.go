@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/pgha/pgha/pkg/engine"
@@ -78,17 +79,27 @@ func watching(recs []guard.Record) bool {
 	return false
 }
 
-// Health is the guard's row in the status table.
+// Health is the guard's status in a few words, for the status table:
+// whether it watches the engine's events and, when its latest decision
+// deleted a leader key or failed, when. The whole decision is in `pgha
+// status -o json` (guard.lastDecision) and in the guard's log.
 func (g GuardState) Health() string {
 	if g.State != string(container.StateRunning) {
 		return "-"
 	}
-	h := "not watching yet"
+	h := "not watching"
 	if g.Watching {
 		h = "watching"
 	}
-	if g.LastDecision != nil {
-		return h + "; last: " + g.LastDecision.Summary()
+	if g.LastDecision == nil {
+		return h
 	}
-	return h + "; no decision yet"
+	at := g.LastDecision.Time.Local().Format(time.TimeOnly)
+	switch g.LastDecision.Outcome {
+	case guard.OutcomeDeleted:
+		return h + "; deleted key " + at
+	case guard.OutcomeFailed:
+		return h + "; failed " + at
+	}
+	return h
 }

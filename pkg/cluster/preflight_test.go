@@ -15,16 +15,28 @@ import (
 	"github.com/pgha/pgha/pkg/topology"
 )
 
-// labTopology is a 1 etcd + 2 Patroni cluster "lab" on ports 4xxxx, away
-// from anything else on the machine.
+// labTopology is a 1 etcd + 2 Patroni cluster "lab" on host ports that are
+// free on this machine now (other clusters may run beside the tests).
 func labTopology(t *testing.T) topology.Cluster {
 	t.Helper()
-	topo, err := topology.Generate("lab", 1, 2)
-	if err != nil {
-		t.Fatal(err)
+	for offset := 31000; offset < 60000; offset += 137 {
+		topo, err := topology.Generate("lab", 1, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		topo.ShiftPorts(offset)
+		free := true
+		for _, hp := range topo.HostPorts(topology.StoreMinIO) {
+			if portFree(hp.Port) != nil {
+				free = false
+			}
+		}
+		if free {
+			return topo
+		}
 	}
-	topo.ShiftPorts(31000)
-	return topo
+	t.Fatal("no free ports for the test cluster")
+	return topology.Cluster{}
 }
 
 func planOf(topo topology.Cluster) []Spec {
