@@ -286,6 +286,11 @@ func (o *Ops) rollback(ctx context.Context, p *Pending) error {
 		if _, err := o.Backend.Up(ctx, old, 5*time.Minute); err != nil {
 			return "", err
 		}
+		// A replica may still be following the new timeline of the node
+		// that took the lead: done when the cluster verifies healthy.
+		if rep := verify.RunUntil(ctx, o.checks(old), 2*time.Minute); !rep.OK {
+			return "", fmt.Errorf("the cluster is back on its old data but does not verify healthy yet (%d checks failed); see `pgha verify --name %s`", len(rep.Failed()), topo.Name)
+		}
 		store, err := secrets.For(topo.Name)
 		if err != nil {
 			return "", err
