@@ -8,12 +8,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/build"
@@ -215,12 +217,64 @@ func (s *Supplier) Ensure(ctx context.Context, dir string) (string, error) {
 	return im.Ref, s.buildOne(ctx, &im)
 }
 
-// Build builds every image that Resolve left to build.
+// Build builds every image that Resolve left to build. The images do not
+// depend on one another (only on the offline base, made first), so they
+// build at the same time: the Patroni image's apt downloads, versitygw's Go
+// build and the etcd image overlap instead of queueing.
 func (s *Supplier) Build(ctx context.Context, set *ImageSet) error {
+	var todo []*Image
 	for _, im := range set.All() {
-		if err := s.buildOne(ctx, im); err != nil {
-			return err
+		if im.build != nil {
+			todo = append(todo, im)
 		}
+	}
+	switch len(todo) {
+	case 0:
+		return nil
+	case 1:
+		return s.buildOne(ctx, todo[0])
+	}
+	for _, im := range todo {
+		if im.build.offlineBase {
+			if err := s.EnsureOfflineBase(ctx); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	var refs []string
+	for _, im := range todo {
+		refs = append(refs, im.Ref)
+	}
+	took := make([]time.Duration, len(todo))
+	err := progress.Step(s.Progress, fmt.Sprintf("Building %d images at once: %s", len(todo), strings.Join(refs, ", ")), func() (string, error) {
+		errs := make([]error, len(todo))
+		var wg sync.WaitGroup
+		for i, im := range todo {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				start := time.Now()
+				errs[i] = s.buildImage(ctx, im)
+				took[i] = time.Since(start)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return "", err
+		}
+		var parts []string
+		for i, im := range todo {
+			parts = append(parts, fmt.Sprintf("%s %s", im.Role, took[i].Round(100*time.Millisecond)))
+		}
+		return fmt.Sprintf("Built %d images (%s)", len(todo), strings.Join(parts, ", ")), nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, im := range todo {
+		im.build = nil
+		s.pruneOlder(ctx, *im)
 	}
 	return nil
 }
@@ -285,7 +339,7 @@ func (s *Supplier) buildImage(ctx context.Context, im *Image) error {
 	defer resp.Body.Close()
 	// The engine answers 200 and reports a failed build inside the stream,
 	// so the stream is read to its end.
-	if err := s.readJSONStream(resp.Body); err != nil {
+	if err := engine.ReadJSONStream(resp.Body, func(line string) { s.Progress.Detail(im.Role + ": " + line) }); err != nil {
 		return fmt.Errorf("building %s failed: %w", im.Ref, err)
 	}
 	if !s.present(ctx, im.Ref) {
