@@ -418,7 +418,7 @@ func (a *app) printFailover(r failover.Report) {
 		{"fault", fmt.Sprintf("%s on %s", r.Fault, target)},
 		{"old primary → new primary", fmt.Sprintf("%s → %s", r.OldPrimary, r.NewPrimary)},
 		{"timeline", fmt.Sprintf("%d → %d", r.OldTimeline, r.NewTimeline)},
-		{"new leader key in etcd after", sec(r.NewLeaderSec)},
+		{"new leader key in etcd after", leaderWords(r)},
 		{"write unavailability", sec(r.UnavailableSec)},
 		{"rejoined as streaming replica after", sec(r.RejoinSec)},
 		{"writes acked / failed / unknown", fmt.Sprintf("%d / %d / %d", r.Audit.Acked, r.Audit.Failed, r.Audit.Unknown)},
@@ -443,8 +443,8 @@ func (a *app) printFailover(r failover.Report) {
 		rows = append(rows, []string{"isolated old primary stopped taking writes after", sec(r.IsolatedStoppedWritesSec)})
 	}
 	if a := r.Archive; a != nil {
-		rows = append(rows, []string{"WAL archive after the heal", fmt.Sprintf("%d segments %s … %s, %d missing; %d failed attempts while the store was down; caught up %.2f s after the heal",
-			a.Segments, a.From, a.To, len(a.Missing), a.FailedDuring, a.CaughtUpSec)})
+		rows = append(rows, []string{"WAL archive after the heal", fmt.Sprintf("%d segments %s … %s, %d missing; at the heal %d closed segments were waiting (%d failed attempts); caught up %.2f s after the heal",
+			a.Segments, a.From, a.To, len(a.Missing), a.WaitingAtHeal, a.FailedDuring, a.CaughtUpSec)})
 	}
 	if r.LostAcked > 0 && r.SynchronousMode != topology.SyncStrict {
 		rows = append(rows, []string{"why writes were lost", failover.LostExplanation(r.SynchronousMode)})
@@ -469,4 +469,15 @@ func guardReport(ctx context.Context, b *cluster.Docker, topo topology.Cluster) 
 		r.State = "inactive (" + g.State + ")"
 	}
 	return r, nil
+}
+
+// leaderWords is the new leader's time, or why there is none.
+func leaderWords(r failover.Report) string {
+	if r.NewLeaderSec > 0 {
+		return fmt.Sprintf("%.2f s", r.NewLeaderSec)
+	}
+	if r.OldPrimary == r.NewPrimary {
+		return "– (" + r.OldPrimary + " kept the leader key)"
+	}
+	return "–"
 }

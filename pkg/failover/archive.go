@@ -26,6 +26,10 @@ type ArchiveReport struct {
 	// FailedDuring is how often archive_command failed meanwhile
 	// (pg_stat_archiver.failed_count): proof that the fault disturbed it.
 	FailedDuring int64 `json:"failedDuring"`
+	// WaitingAtHeal counts the closed segments not yet archived when the
+	// fault was healed (archive_command stalled or failed meanwhile): proof
+	// that the fault held archiving up.
+	WaitingAtHeal int `json:"waitingAtHeal"`
 	// CaughtUpSec is the time from the heal until the last segment was archived.
 	CaughtUpSec float64 `json:"caughtUpSeconds"`
 }
@@ -60,8 +64,14 @@ func switchWAL(ctx context.Context, conn *pgx.Conn) (string, error) {
 
 // checkArchive closes a segment on the primary, waits until it is archived,
 // and lists the repository's archive for every segment from before.from on.
-func checkArchive(ctx context.Context, acc clients.Access, ft faults.Target, primary string, before archiveState, healAt time.Time, timeout time.Duration) (ArchiveReport, error) {
+func checkArchive(ctx context.Context, acc clients.Access, ft faults.Target, primary string, before, atHeal archiveState, healAt time.Time, timeout time.Duration) (ArchiveReport, error) {
 	rep := ArchiveReport{From: before.segment, Missing: []string{}}
+	if atHeal.segment != "" && atHeal.archived != "" && atHeal.archived < atHeal.segment {
+		// The segments after the last archived one, up to the one in use.
+		if waiting, err := segmentRange(atHeal.archived, atHeal.segment, 16<<20); err == nil {
+			rep.WaitingAtHeal = len(waiting) - 2
+		}
+	}
 	conn, err := acc.Connect(ctx, primary)
 	if err != nil {
 		return rep, fmt.Errorf("connecting to %s: %v", primary, clients.PGErr(err))

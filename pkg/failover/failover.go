@@ -353,6 +353,12 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 			fail("the isolated old primary %s still accepted writes after %s", target, time.Since(faultAt).Round(time.Second))
 		}
 	}
+	var archAtHeal archiveState
+	if archConn != nil {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		archAtHeal, _ = readArchiveState(sctx, archConn)
+		cancel()
+	}
 	healAt := time.Now()
 	rep.HealSec = healAt.Sub(faultAt).Seconds()
 	if injected != nil {
@@ -443,7 +449,7 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 
 	// Archiving caught up: every segment since before the fault is in the repository.
 	if promises.ArchivesWAL && rep.NewPrimary != "" {
-		arch, err := checkArchive(ctx, t.Access, env.Faults, rep.NewPrimary, archBefore, healAt, opts.Timeout)
+		arch, err := checkArchive(ctx, t.Access, env.Faults, rep.NewPrimary, archBefore, archAtHeal, healAt, opts.Timeout)
 		rep.Archive = &arch
 		switch {
 		case err != nil:

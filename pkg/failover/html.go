@@ -26,7 +26,7 @@ var stateColours = map[NodeState]string{
 	Down:     "#9aa0a6",
 }
 
-var holderColours = []string{"#6c4fd0", "#d04f8a", "#1f9fa8", "#a8741f", "#5f8f2a", "#8a5a44"}
+var holderColours = []string{"#0e7490", "#b45309", "#be185d", "#4d7c0f", "#1e3a8a", "#78350f"}
 
 const (
 	svgWidth   = 1180.0
@@ -93,8 +93,8 @@ func figures(r Report) [][2]string {
 		{"profile / synchronous mode", r.Profile + " / " + r.SynchronousMode},
 	}
 	if r.Archive != nil {
-		rows = append(rows, [2]string{"WAL archive", fmt.Sprintf("%d segments %s … %s, %d missing, %d failed attempts during the fault, caught up %.2f s after the heal",
-			r.Archive.Segments, r.Archive.From, r.Archive.To, len(r.Archive.Missing), r.Archive.FailedDuring, r.Archive.CaughtUpSec)})
+		rows = append(rows, [2]string{"WAL archive", fmt.Sprintf("%d segments %s … %s, %d missing; %d closed segments waiting at the heal (%d failed attempts); caught up %.2f s after the heal",
+			r.Archive.Segments, r.Archive.From, r.Archive.To, len(r.Archive.Missing), r.Archive.WaitingAtHeal, r.Archive.FailedDuring, r.Archive.CaughtUpSec)})
 	}
 	for _, f := range r.Failures {
 		rows = append(rows, [2]string{"failure", f})
@@ -275,7 +275,11 @@ func timelineSVG(r Report) string {
 	for s := first; s <= to.Sub(tl.FaultAt).Seconds(); s += step {
 		xt := x(tl.FaultAt.Add(time.Duration(s * float64(time.Second))))
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#9ca3af"/>`, xt, bottom+2, xt, bottom+7)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="tick">%+gs</text>`, xt, bottom+28, s)
+		label := fmt.Sprintf("%+gs", s)
+		if math.Abs(s) < 1e-9 {
+			label = "0s"
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" class="tick">%s</text>`, xt, bottom+28, label)
 	}
 	b.WriteString(`</svg>`)
 	return b.String()
@@ -309,11 +313,13 @@ func legendSVG() string {
 		{"#7c3aed", "split brain"},
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="24" class="legend">`, len(items)*165)
-	for i, it := range items {
-		x := i * 165
-		fmt.Fprintf(&b, `<rect x="%d" y="5" width="14" height="14" fill="%s"/><text x="%d" y="16" class="legend">%s</text>`, x, it.colour, x+19, it.label)
+	var body strings.Builder
+	x := 0
+	for _, it := range items {
+		fmt.Fprintf(&body, `<rect x="%d" y="5" width="14" height="14" fill="%s"/><text x="%d" y="16" class="legend">%s</text>`, x, it.colour, x+19, it.label)
+		x += 19 + len(it.label)*7 + 18
 	}
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="24" class="legend">%s`, x, body.String())
 	b.WriteString(`</svg>`)
 	return b.String()
 }
