@@ -13,11 +13,13 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pgha
 
 # mmdebstrap makes the offline Debian base image when no registry can be reached;
-# psql is what the README's hand checks and the e2e tests use.
+# psql is what the README's hand checks and the e2e tests use; headless chromium
+# renders failover-test's HTML report to a PNG in the e2e tests.
 deps:
 	@missing=""; \
 	command -v mmdebstrap >/dev/null 2>&1 || missing="$$missing mmdebstrap"; \
 	command -v psql >/dev/null 2>&1 || missing="$$missing postgresql-client"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \

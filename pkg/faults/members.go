@@ -89,8 +89,10 @@ func (ReplicaKill) Help() string {
 func (ReplicaKill) Promises() Promises {
 	return Promises{On: OnReplica, Failover: NoFailover, Holds: true, Hold: 5 * time.Second, EngineConfirmsDeath: true}
 }
-func (ReplicaKill) Inject(ctx context.Context, t Target, node string) error { return kill(ctx, t, node) }
-func (ReplicaKill) Heal(ctx context.Context, t Target, node string) error   { return start(ctx, t, node) }
+func (ReplicaKill) Inject(ctx context.Context, t Target, node string) error {
+	return kill(ctx, t, node)
+}
+func (ReplicaKill) Heal(ctx context.Context, t Target, node string) error { return start(ctx, t, node) }
 
 // PowerLoss kills every container of the cluster at once, as a power cut
 // would, and brings the cluster back as `pgha up` does.
