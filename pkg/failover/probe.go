@@ -184,8 +184,9 @@ func (d *Detector) probeLoop(ctx context.Context, node string) {
 			}
 			if conn != nil {
 				syncWarning = false
-				p.State, p.ServerAt, p.Err = probeConn(ctx, conn, upsert, node, &syncWarning)
-				if p.State == Down {
+				var broken bool
+				p.State, p.ServerAt, p.Err, broken = probeConn(ctx, conn, upsert, node, &syncWarning)
+				if broken {
 					closeConn(ctx, conn)
 					conn = nil
 				}
@@ -206,31 +207,31 @@ func (d *Detector) probeLoop(ctx context.Context, node string) {
 
 // probeConn asks a session whether its node is in recovery and, if not,
 // writes; the statement's deadline closes the socket rather than cancel (a
-// cancelled wait for a synchronous standby would report success).
-func probeConn(ctx context.Context, conn *pgx.Conn, upsert, node string, syncWarning *bool) (NodeState, time.Time, string) {
+// cancelled wait for a synchronous standby would report success). broken
+// says the session is unusable.
+func probeConn(ctx context.Context, conn *pgx.Conn, upsert, node string, syncWarning *bool) (st NodeState, at time.Time, msg string, broken bool) {
 	qctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	var inRecovery bool
 	if err := conn.QueryRow(qctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil {
-		return Down, time.Time{}, clients.PGErr(err)
+		return Down, time.Time{}, clients.PGErr(err), true
 	}
 	if inRecovery {
-		return Replica, time.Time{}, ""
+		return Replica, time.Time{}, "", false
 	}
-	var at time.Time
 	err := conn.QueryRow(qctx, upsert, node).Scan(&at)
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil && !*syncWarning:
-		return Writable, at, ""
+		return Writable, at, "", false
 	case err == nil:
-		return Stalled, time.Time{}, "committed locally, not confirmed by a synchronous standby"
+		return Stalled, time.Time{}, "committed locally, not confirmed by a synchronous standby", true
 	case errors.As(err, &pgErr):
-		return Stalled, time.Time{}, pgErr.Message
+		return Stalled, time.Time{}, pgErr.Message, conn.IsClosed()
 	default:
-		// No answer to the write (a wait for a synchronous standby, most
-		// likely): the session is gone, the node is not known writable.
-		return Down, time.Time{}, "write: " + clients.PGErr(err)
+		// No answer to the write in time: a primary waiting for a
+		// synchronous standby, most likely. Not writable; the session is gone.
+		return Stalled, time.Time{}, "write: " + clients.PGErr(err), true
 	}
 }
 
