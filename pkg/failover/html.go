@@ -235,7 +235,7 @@ func timelineSVG(r Report) string {
 		fill := "#2e9d4f"
 		switch {
 		case bn.unknown > 0:
-			fill = "#e8a33d"
+			fill = "#eab308"
 		case bn.failed > 0:
 			fill = "#d64545"
 		}
@@ -309,7 +309,7 @@ func legendSVG() string {
 		{stateColours[Replica], "replica (in recovery)"},
 		{stateColours[Down], "no answer"},
 		{"#d64545", "write failed"},
-		{"#e8a33d", "write outcome unknown"},
+		{"#eab308", "write outcome unknown"},
 		{"#7c3aed", "split brain"},
 	}
 	var b strings.Builder

@@ -128,9 +128,7 @@ func TestMatrix(t *testing.T) {
 				}
 			}
 			c.up(t) // waits until every replica streams again
-			if rep, r := c.verify(t); !rep.OK {
-				t.Errorf("after Ctrl-C and up: %s\n%s", failedRows(rep), r)
-			}
+			c.waitVerified(t)
 		})
 	}
 }
