@@ -432,6 +432,9 @@ func (a *app) printFailover(r failover.Report) {
 	if r.HoldSec > 0 {
 		rows = append(rows[:4], append([][]string{{"held for", sec(r.HealSec)}}, rows[4:]...)...)
 	}
+	if r.InPlaceSec >= 0.3 {
+		rows = append(rows[:1], append([][]string{{"fault in place after", sec(r.InPlaceSec)}}, rows[1:]...)...)
+	}
 	if d := r.Guard.Decision; d != nil {
 		took := ""
 		if d.DecisionMs > 0 {

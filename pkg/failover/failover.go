@@ -98,11 +98,14 @@ type Report struct {
 	Profile         string `json:"profile"`
 	SynchronousMode string `json:"synchronousMode"`
 	// FaultAt is when the fault was injected; the other times are relative to it.
-	FaultAt        time.Time `json:"faultAt"`
-	HoldSec        float64   `json:"holdSeconds,omitempty"`
-	HealSec        float64   `json:"healedAtSeconds"`         // fault until the heal began
-	NewLeaderSec   float64   `json:"newLeaderSeconds"`        // fault until a new leader key in etcd
-	UnavailableSec float64   `json:"writeUnavailableSeconds"` // last ack before the fault until the first after
+	FaultAt time.Time `json:"faultAt"`
+	HoldSec float64   `json:"holdSeconds,omitempty"`
+	// InPlaceSec is how long the injection took: a stop waits for the
+	// shutdown, a network fault for its helper to put the rules in place.
+	InPlaceSec     float64 `json:"inPlaceSeconds"`
+	HealSec        float64 `json:"healedAtSeconds"`         // fault until the heal began
+	NewLeaderSec   float64 `json:"newLeaderSeconds"`        // fault until a new leader key in etcd
+	UnavailableSec float64 `json:"writeUnavailableSeconds"` // last ack before the fault until the first after
 	// GapFromSec and GapToSec place that gap relative to the fault.
 	GapFromSec float64 `json:"gapFromSeconds"`
 	GapToSec   float64 `json:"gapToSeconds"`
@@ -134,13 +137,15 @@ type Timeline struct {
 	Nodes   []string
 	Start   time.Time
 	FaultAt time.Time
-	HealAt  time.Time
-	End     time.Time
-	Probes  []Probe
-	Leader  []LeaderChange
-	Writes  []Write
-	GapFrom time.Time
-	GapTo   time.Time
+	// InPlaceAt is when the injection returned.
+	InPlaceAt time.Time
+	HealAt    time.Time
+	End       time.Time
+	Probes    []Probe
+	Leader    []LeaderChange
+	Writes    []Write
+	GapFrom   time.Time
+	GapTo     time.Time
 }
 
 // GuardReport says whether the cluster's fencing guard watched during the
@@ -268,6 +273,8 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 	if injected != nil {
 		defer injected.Close()
 	}
+	inPlaceAt := time.Now()
+	rep.InPlaceSec = inPlaceAt.Sub(faultAt).Seconds()
 	fail := func(format string, a ...any) { rep.Failures = append(rep.Failures, fmt.Sprintf(format, a...)) }
 
 	// A cut-off node is probed, and a cut-off old primary watched, from
@@ -475,7 +482,7 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 		fail("the cluster does not verify healthy afterwards")
 	}
 	rep.OK = len(rep.Failures) == 0
-	rep.Timeline = &Timeline{Cluster: topo.Name, Nodes: topo.PatroniNames(), Start: start, FaultAt: faultAt, HealAt: healAt, End: time.Now(),
+	rep.Timeline = &Timeline{Cluster: topo.Name, Nodes: topo.PatroniNames(), Start: start, FaultAt: faultAt, InPlaceAt: inPlaceAt, HealAt: healAt, End: time.Now(),
 		Probes: probes, Leader: leader.Changes(), Writes: w.Writes(), GapFrom: from, GapTo: to}
 	return rep, after, nil
 }

@@ -81,6 +81,7 @@ func figures(r Report) [][2]string {
 		{"old primary → new primary", fmt.Sprintf("%s → %s", r.OldPrimary, r.NewPrimary)},
 		{"timeline", fmt.Sprintf("%d → %d", r.OldTimeline, r.NewTimeline)},
 		{"expected failover", r.ExpectFailover},
+		{"in place after", sec(r.InPlaceSec)},
 		{"held for", sec(r.HealSec)},
 		{"new leader key after", sec(r.NewLeaderSec)},
 		{"write gap", fmt.Sprintf("%.2f s (from %+.2f s to %+.2f s)", r.UnavailableSec, r.GapFromSec, r.GapToSec)},
@@ -261,8 +262,14 @@ func timelineSVG(r Report) string {
 		at     time.Time
 		label  string
 		colour string
-	}{{tl.FaultAt, "fault: " + r.Fault, "#b91c1c"}, {tl.HealAt, "heal", "#15803d"}} {
-		if m.at.IsZero() {
+	}{{tl.FaultAt, "fault: " + r.Fault, "#b91c1c"}, {tl.InPlaceAt, "in place", "#b91c1c"}, {tl.HealAt, "heal", "#15803d"}} {
+		if m.at.IsZero() || (m.label == "in place" && m.at.Sub(tl.FaultAt) < 300*time.Millisecond) {
+			continue
+		}
+		if m.label == "in place" {
+			xm := x(m.at)
+			fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="1" stroke-dasharray="2 3"><title>the fault in place %.2f s after it began</title></line>`,
+				xm, topMargin-4, xm, bottom+4, m.colour, m.at.Sub(tl.FaultAt).Seconds())
 			continue
 		}
 		xm := x(m.at)
