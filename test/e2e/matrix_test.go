@@ -27,7 +27,8 @@ import (
 // and that `pgha up` finds complete.
 func TestMatrix(t *testing.T) {
 	c := newCluster(t, 3, 3)
-	mustPgha(t, append(c.upArgs(), "--sync", "strict")...)
+	upStrict := append(c.upArgs(), "--sync", "strict")
+	mustPgha(t, upStrict...)
 	dir := t.TempDir()
 
 	t.Run("kill with a report", func(t *testing.T) {
@@ -102,12 +103,15 @@ func TestMatrix(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 60*time.Second, fault+" in place", func() error {
-				if !inPlace[fault]() {
-					return errFalse
+			deadline := time.Now().Add(60 * time.Second)
+			for !inPlace[fault]() {
+				if time.Now().After(deadline) {
+					_ = cmd.Process.Signal(syscall.SIGINT)
+					_ = cmd.Wait()
+					t.Fatalf("%s not in place after 60 s:\n%s", fault, out.String())
 				}
-				return nil
-			})
+				time.Sleep(200 * time.Millisecond)
+			}
 			_ = cmd.Process.Signal(syscall.SIGINT)
 			err := cmd.Wait()
 			code := 0
@@ -127,7 +131,7 @@ func TestMatrix(t *testing.T) {
 					t.Errorf("%d %s containers not running after Ctrl-C", n, role)
 				}
 			}
-			c.up(t) // waits until every replica streams again
+			mustPgha(t, upStrict...) // waits until every replica streams again
 			c.waitVerified(t)
 		})
 	}
