@@ -14,12 +14,14 @@ build:
 
 # mmdebstrap makes the offline Debian base image when no registry can be reached;
 # psql is what the README's hand checks and the e2e tests use; tmux is the
-# terminal the e2e tests read pgha's tables in.
+# terminal the e2e tests read pgha's tables in; headless chromium renders
+# failover-test's HTML report to a PNG in the e2e tests.
 deps:
 	@missing=""; \
 	command -v mmdebstrap >/dev/null 2>&1 || missing="$$missing mmdebstrap"; \
 	command -v psql >/dev/null 2>&1 || missing="$$missing postgresql-client"; \
 	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \

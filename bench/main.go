@@ -4,6 +4,7 @@
 //	go run ./bench -rounds 3            # warm up, down, verify, no-op image build
 //	go run ./bench -rounds 3 -cold      # also a cold image build (removes pgha's images first)
 //	go run ./bench -rounds 3 -failover -faults kill,kill-noguard -profiles fast
+//	go run ./bench -rounds 5 -matrix    # every fault of failover-test --matrix, strict synchronous mode
 package main
 
 import (
@@ -50,7 +51,17 @@ func main() {
 	profiles := flag.String("profiles", "fast,seed", "failover timing profiles")
 	bin := flag.String("pgha", "bin/pgha", "the pgha binary")
 	out := flag.String("json", "bench/results/latest.json", "where to write the figures as JSON")
+	matrix := flag.Bool("matrix", false, "run pgha failover-test --matrix (every fault -rounds times on one cluster) instead, figures as JSON")
+	matrixSync := flag.String("sync", "strict", "with -matrix: the synchronous mode of the run (off, on, strict)")
+	matrixFaults := flag.String("matrix-faults", "", "with -matrix: the faults, comma-separated (default: all)")
 	flag.Parse()
+	if *matrix {
+		if err := runMatrix(*rounds, *bin, *out, *matrixSync, *matrixFaults, strings.Split(*profiles, ",")[0]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *only != "" && *only != "cluster" && *only != "failover" {
 		fmt.Fprintf(os.Stderr, "bench: -only %q: use cluster or failover\n", *only)
 		os.Exit(2)
@@ -287,4 +298,57 @@ func connect(ctx context.Context) (*engine.Engine, error) {
 		return nil, err
 	}
 	return engine.Connect(ctx, ep)
+}
+
+// runMatrix runs `pgha failover-test --matrix` on a cluster of its own and
+// keeps its JSON: per fault, median and max write gap, new-leader and rejoin
+// times, acknowledged, lost and never-sent writes, split-brain windows.
+func runMatrix(rounds int, bin, out, syncMode, faults, profile string) error {
+	name := fmt.Sprintf("bench-mx-%d", os.Getpid())
+	if _, err := timeCmd(bin, "up", "--name", name, "--port-offset", "4300", "--profile", profile, "--sync", "strict"); err != nil {
+		return err
+	}
+	defer timeCmd(bin, "down", "-v", "--name", name)
+	args := []string{"failover-test", "--name", name, "--matrix", "--rounds", fmt.Sprint(rounds), "--sync", syncMode, "-o", "json", "--timeout", "120s",
+		"--report", strings.Replace(out, ".json", "-matrix.html", 1)}
+	if faults != "" {
+		args = append(args, "--faults", faults)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	cmd.Stderr = os.Stderr // one progress line per run
+	data, err := cmd.Output()
+	var rep struct {
+		OK      bool `json:"ok"`
+		Summary []struct {
+			Fault           string  `json:"fault"`
+			Rounds          int     `json:"rounds"`
+			Passed          int     `json:"passed"`
+			GapMedian       float64 `json:"writeGapMedianSeconds"`
+			GapMax          float64 `json:"writeGapMaxSeconds"`
+			NewLeaderMedian float64 `json:"newLeaderMedianSeconds"`
+			RejoinMedian    float64 `json:"rejoinMedianSeconds"`
+			Acked           int     `json:"acked"`
+			Lost            int     `json:"lost"`
+			NeverSent       int     `json:"neverSentPresent"`
+			SplitBrains     int     `json:"splitBrains"`
+		} `json:"summary"`
+	}
+	if jerr := json.Unmarshal(data, &rep); jerr != nil {
+		return fmt.Errorf("failover-test --matrix: %v %v\n%s", err, jerr, data)
+	}
+	fmt.Printf("%-14s %7s %18s %18s %14s %8s %6s %10s %6s\n", "fault", "passed", "gap median/max s", "new leader med s", "rejoin med s", "acked", "lost", "never sent", "split")
+	for _, s := range rep.Summary {
+		fmt.Printf("%-14s %4d/%-2d %8.2f / %7.2f %18.2f %14.2f %8d %6d %10d %6d\n", s.Fault, s.Passed, s.Rounds, s.GapMedian, s.GapMax, s.NewLeaderMedian, s.RejoinMedian, s.Acked, s.Lost, s.NeverSent, s.SplitBrains)
+	}
+	if err := os.MkdirAll("bench/results", 0o755); err != nil {
+		return err
+	}
+	if werr := os.WriteFile(strings.Replace(out, ".json", "-matrix.json", 1), data, 0o644); werr != nil {
+		return werr
+	}
+	if err != nil {
+		return fmt.Errorf("failover-test --matrix failed (figures kept): %v", err)
+	}
+	return nil
 }

@@ -4,7 +4,7 @@ package images
 
 import "embed"
 
-// Contexts holds one directory per image: etcd/, patroni/, objectstore/, guard/, dind/.
+// Contexts holds one directory per image: etcd/, patroni/, objectstore/, guard/, dind/, netfault/.
 //
-//go:embed etcd patroni objectstore guard dind
+//go:embed etcd patroni objectstore guard dind netfault
 var Contexts embed.FS

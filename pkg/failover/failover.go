@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5"
 	"strings"
 	"time"
 
@@ -20,7 +21,6 @@ import (
 	"github.com/pgha/pgha/pkg/secrets"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/pgha/pgha/pkg/verify"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Switchover is the scenario name of a planned switchover.
@@ -29,15 +29,24 @@ const Switchover = "switchover"
 // Options tune a failover test.
 type Options struct {
 	// Fault is what happens to the target; nil for a planned switchover.
-	Fault  faults.Fault
-	Target string // a node name, or "primary"
+	Fault faults.Fault
+	// Target is a node name, "primary", or "" for the member the fault acts on.
+	Target string
 	// SwitchTo is the candidate of a switchover ("" lets Patroni choose).
 	SwitchTo string
-	// PauseFor is how long a fault that holds (pause, partition) lasts at
-	// least; it must outlast the leader lease for a failover to happen.
+	// PauseFor is how long a fault that must outlast the leader lease holds
+	// (pause, partition, dcs-partition).
 	PauseFor time.Duration
+	// Hold, when set, is how long every fault that holds lasts; else each
+	// fault's own hold (or PauseFor).
+	Hold time.Duration
 	// Timeout bounds each wait (new primary, writes resuming, rejoin).
 	Timeout time.Duration
+	// SynchronousMode and Profile are what is in force when they differ from
+	// the topology's (a matrix run switches them through Patroni's dynamic
+	// configuration).
+	SynchronousMode string
+	Profile         string
 }
 
 // Name is the scenario's name: the fault's, or "switchover".
@@ -48,6 +57,27 @@ func (o Options) Name() string {
 	return o.Fault.Name()
 }
 
+// promises are the fault's, or a switchover's.
+func (o Options) promises() faults.Promises {
+	if o.Fault == nil {
+		return faults.Promises{On: faults.OnPrimary, Failover: faults.FailoverExpected, Graceful: true}
+	}
+	return o.Fault.Promises()
+}
+
+// HoldOf is how long a fault with these promises holds.
+func (o Options) HoldOf(p faults.Promises) time.Duration {
+	switch {
+	case !p.Holds:
+		return 0
+	case o.Hold > 0:
+		return o.Hold
+	case p.Hold > 0:
+		return p.Hold
+	}
+	return o.PauseFor
+}
+
 // Env is the cluster under test: how to check it and how to fault it.
 type Env struct {
 	Check  verify.Target
@@ -56,30 +86,66 @@ type Env struct {
 
 // Report holds the figures of one run.
 type Report struct {
-	Fault           string  `json:"fault"`
-	Target          string  `json:"target"`
-	TargetWasLeader bool    `json:"targetWasPrimary"`
-	OldPrimary      string  `json:"oldPrimary"`
-	NewPrimary      string  `json:"newPrimary"`
-	OldTimeline     int     `json:"oldTimeline"`
-	NewTimeline     int     `json:"newTimeline"`
-	Profile         string  `json:"profile"`
-	SynchronousMode string  `json:"synchronousMode"`
-	NewLeaderSec    float64 `json:"newLeaderSeconds"`        // fault until a new leader key in etcd
-	UnavailableSec  float64 `json:"writeUnavailableSeconds"` // last ack before the fault until the first after
+	Fault           string `json:"fault"`
+	Target          string `json:"target"`
+	On              string `json:"on"`
+	ExpectFailover  string `json:"expectedFailover"`
+	TargetWasLeader bool   `json:"targetWasPrimary"`
+	OldPrimary      string `json:"oldPrimary"`
+	NewPrimary      string `json:"newPrimary"`
+	OldTimeline     int    `json:"oldTimeline"`
+	NewTimeline     int    `json:"newTimeline"`
+	Profile         string `json:"profile"`
+	SynchronousMode string `json:"synchronousMode"`
+	// FaultAt is when the fault was injected; the other times are relative to it.
+	FaultAt time.Time `json:"faultAt"`
+	HoldSec float64   `json:"holdSeconds,omitempty"`
+	// InPlaceSec is how long the injection took: a stop waits for the
+	// shutdown, a network fault for its helper to put the rules in place.
+	InPlaceSec     float64 `json:"inPlaceSeconds"`
+	HealSec        float64 `json:"healedAtSeconds"`         // fault until the heal began
+	NewLeaderSec   float64 `json:"newLeaderSeconds"`        // fault until a new leader key in etcd
+	UnavailableSec float64 `json:"writeUnavailableSeconds"` // last ack before the fault until the first after
 	// GapFromSec and GapToSec place that gap relative to the fault.
 	GapFromSec float64 `json:"gapFromSeconds"`
 	GapToSec   float64 `json:"gapToSeconds"`
-	RejoinSec  float64 `json:"rejoinSeconds"` // heal until the target streams again
+	RejoinSec  float64 `json:"rejoinSeconds"` // heal until every node streams from the primary again
+	// Healed: after the heal a primary ran and every other node streamed
+	// from it on its timeline.
+	Healed bool `json:"healed"`
 	// IsolatedStoppedWritesSec: for a partition, when the cut-off old primary
 	// stopped accepting writes (demoted or down), seen from inside it; -1 if never seen.
-	IsolatedStoppedWritesSec float64     `json:"isolatedStoppedWritesSeconds,omitempty"`
-	Audit                    Audit       `json:"writes"`
-	LostAcked                int         `json:"lostAckedWrites"`
-	VerifiedAfter            bool        `json:"verifiedAfter"`
-	Guard                    GuardReport `json:"guard"`
-	Failures                 []string    `json:"failures"`
-	OK                       bool        `json:"ok"`
+	IsolatedStoppedWritesSec float64 `json:"isolatedStoppedWritesSeconds,omitempty"`
+	Audit                    Audit   `json:"writes"`
+	LostAcked                int     `json:"lostAckedWrites"`
+	// SplitBrains are the spans when two nodes took writes at once.
+	SplitBrains []SplitBrain `json:"splitBrains"`
+	Probes      int          `json:"probes"`
+	// Archive: for a fault that disturbs WAL archiving, whether it caught up.
+	Archive       *ArchiveReport `json:"archive,omitempty"`
+	VerifiedAfter bool           `json:"verifiedAfter"`
+	Guard         GuardReport    `json:"guard"`
+	Failures      []string       `json:"failures"`
+	OK            bool           `json:"ok"`
+	// Timeline is what the picture shows; not part of the JSON.
+	Timeline *Timeline `json:"-"`
+}
+
+// Timeline is everything seen during one run, for the report's picture.
+type Timeline struct {
+	Cluster string
+	Nodes   []string
+	Start   time.Time
+	FaultAt time.Time
+	// InPlaceAt is when the injection returned.
+	InPlaceAt time.Time
+	HealAt    time.Time
+	End       time.Time
+	Probes    []Probe
+	Leader    []LeaderChange
+	Writes    []Write
+	GapFrom   time.Time
+	GapTo     time.Time
 }
 
 // GuardReport says whether the cluster's fencing guard watched during the
@@ -94,43 +160,72 @@ type GuardReport struct {
 }
 
 // Run measures one fault: a healthy cluster is required first; a writer runs
-// throughout; the fault is injected on the target; the new leader, the write
-// gap and the timeline are measured; the target is healed and must rejoin as
-// a streaming replica; every acknowledged write must be on the new primary;
-// the cluster must verify healthy at the end. An injected fault is healed on
-// every way out, an interrupted run included.
+// throughout, and a split-brain detector probes every node; the fault is
+// injected on its member; the new leader, the write gap and the timeline are
+// measured; the fault holds for its time and is healed, and every node must
+// stream from the primary again; every acknowledged write must be on the
+// primary, no two nodes may have taken writes at once, and the cluster must
+// verify healthy at the end. An injected fault is healed on every way out,
+// an interrupted run included.
 func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, error) {
-	t, topo := env.Check, env.Check.Topo
-	rep := Report{Fault: opts.Name(), Profile: topo.Profile, SynchronousMode: topo.SynchronousMode, Failures: []string{}}
+	t := env.Check
+	if opts.SynchronousMode != "" {
+		t.Topo.SynchronousMode = opts.SynchronousMode
+	}
+	topo := t.Topo
+	promises := opts.promises()
+	rep := Report{Fault: opts.Name(), On: string(promises.On), Profile: topo.Profile, SynchronousMode: topo.SynchronousMode,
+		Failures: []string{}, SplitBrains: []SplitBrain{}}
+	if opts.Profile != "" {
+		rep.Profile = opts.Profile
+	}
 	before := verify.RunUntil(ctx, t, 15*time.Second)
 	if !before.OK {
 		return rep, before, errors.New("the cluster does not verify healthy; fix it before a failover test")
 	}
 	oldPrimary, oldTL := t.Primary(ctx)
 	rep.OldPrimary, rep.OldTimeline = oldPrimary, oldTL
-	rep.Target = opts.Target
-	if rep.Target == "primary" || rep.Target == "" {
-		rep.Target = oldPrimary
+	target, err := resolveTarget(ctx, t.Access, promises.On, opts.Target, oldPrimary)
+	if err != nil {
+		return rep, before, err
 	}
-	if _, ok := topo.PatroniNode(rep.Target); !ok {
-		return rep, before, fmt.Errorf("target %q is not a Patroni node of cluster %s", rep.Target, topo.Name)
+	rep.Target = target
+	rep.TargetWasLeader = target == oldPrimary
+	expect := promises.Failover
+	if promises.On.OnPatroni() && !rep.TargetWasLeader {
+		expect = faults.NoFailover
 	}
-	rep.TargetWasLeader = rep.Target == oldPrimary
-	expectFailover := rep.TargetWasLeader
+	rep.ExpectFailover = string(expect)
+	rep.HoldSec = opts.HoldOf(promises).Seconds()
 
-	// Watch the leader key from now on.
+	// Follow the leader key from now on.
 	etcd, err := t.Etcd()
 	if err != nil {
 		return rep, before, err
 	}
 	defer etcd.Close()
-	wctx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
+	rctx, stopRecording := context.WithCancel(ctx)
+	defer stopRecording()
 	leaderKey := topo.KeyPrefix() + "leader"
-	newLeader := make(chan leaderChange, 1)
-	go watchLeader(wctx, etcd, leaderKey, oldPrimary, newLeader)
+	leader := recordLeader(rctx, etcd, leaderKey)
+
+	// The split-brain detector.
+	det := NewDetector(t.Access, env.Faults, "pgha_probe_"+secrets.Random(6))
+	if err := det.Setup(ctx); err != nil {
+		return rep, before, fmt.Errorf("preparing the split-brain probes: %w", err)
+	}
+	defer func() {
+		dctx, cancel := poll.Detached(ctx, 10*time.Second)
+		defer cancel()
+		_ = det.Drop(dctx)
+	}()
+	detCtx, stopDetector := context.WithCancel(ctx)
+	detDone := make(chan struct{})
+	go func() { defer close(detDone); det.Run(detCtx) }()
+	defer func() { stopDetector(); <-detDone }()
 
 	// The writer.
+	start := time.Now()
 	w := NewWriter(t.Access, "pgha_failover_"+secrets.Random(6))
 	if err := w.Setup(ctx); err != nil {
 		return rep, before, fmt.Errorf("preparing the write workload: %w", err)
@@ -150,13 +245,27 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 		return rep, before, fmt.Errorf("the writer could not write to the primary before the fault: %w", err)
 	}
 
+	// WAL archiving before the fault, for a fault that disturbs it.
+	var archBefore archiveState
+	var archConn *pgx.Conn
+	if promises.ArchivesWAL {
+		if archConn, err = t.Connect(ctx, oldPrimary); err != nil {
+			return rep, before, fmt.Errorf("connecting to %s: %v", oldPrimary, clients.PGErr(err))
+		}
+		defer closeConn(ctx, archConn)
+		if archBefore, err = readArchiveState(ctx, archConn); err != nil {
+			return rep, before, fmt.Errorf("reading pg_stat_archiver on %s: %v", oldPrimary, clients.PGErr(err))
+		}
+	}
+
 	// The fault. Whatever happens from here on, it is healed before Run returns.
 	faultAt := time.Now()
+	rep.FaultAt = faultAt
 	var injected *faults.Injected
 	if opts.Fault == nil {
 		err = t.Switchover(ctx, oldPrimary, opts.SwitchTo)
 	} else {
-		injected, err = faults.Inject(ctx, opts.Fault, env.Faults, rep.Target)
+		injected, err = faults.Inject(ctx, opts.Fault, env.Faults, target)
 	}
 	if err != nil {
 		return rep, before, err
@@ -164,19 +273,21 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 	if injected != nil {
 		defer injected.Close()
 	}
+	inPlaceAt := time.Now()
+	rep.InPlaceSec = inPlaceAt.Sub(faultAt).Seconds()
 	fail := func(format string, a ...any) { rep.Failures = append(rep.Failures, fmt.Sprintf(format, a...)) }
-	promises := faults.Promises{}
-	if opts.Fault != nil {
-		promises = opts.Fault.Promises()
-	}
 
-	// A cut-off old primary is watched from inside its container.
+	// A cut-off node is probed, and a cut-off old primary watched, from
+	// inside its container.
 	isolatedStopped := make(chan time.Duration, 1)
+	if promises.CutsPorts && target != "" {
+		det.Inside(target, true)
+	}
 	if promises.CutsPorts && rep.TargetWasLeader {
 		go func() {
 			defer close(isolatedStopped)
 			err := poll.For(ctx, opts.PauseFor+opts.Timeout, 50*time.Millisecond, func(context.Context) (bool, error) {
-				rec, err := insideRecovery(ctx, env.Faults, rep.Target)
+				rec, err := insideRecovery(ctx, env.Faults, target)
 				return err != nil || rec, nil
 			})
 			if err == nil {
@@ -185,42 +296,53 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 		}()
 	}
 
-	if expectFailover {
-		select {
-		case ch := <-newLeader:
-			rep.NewLeaderSec = ch.at.Sub(faultAt).Seconds()
-			rep.NewPrimary = ch.member
-		case <-time.After(opts.Timeout):
-			fail("no new leader key within %s", opts.Timeout)
-		case <-ctx.Done():
-			return rep, before, ctx.Err()
-		}
-	}
-	// Writes resume on the new primary (or, when the target was a replica,
-	// never stopped). A dying primary may still acknowledge a write or two
-	// just after the fault, so after a failover only writes sent once the new
-	// leader exists count as resumed.
+	// A fault that must fail over: a new leader key, and writes resuming on
+	// the new primary. A dying primary may still acknowledge a write or two
+	// just after the fault, so only writes sent once the new leader exists
+	// count as resumed.
 	resumeAfter := faultAt
-	if rep.NewLeaderSec > 0 {
-		resumeAfter = faultAt.Add(time.Duration(rep.NewLeaderSec * float64(time.Second)))
-	}
-	if err := poll.For(ctx, opts.Timeout, 50*time.Millisecond, func(context.Context) (bool, error) {
-		_, _, _, ok := Gap(w.Writes(), resumeAfter)
-		return ok, nil
-	}); err != nil {
+	if expect == faults.FailoverExpected {
+		err := poll.For(ctx, opts.Timeout, 20*time.Millisecond, func(context.Context) (bool, error) {
+			_, ok := leader.newLeader(faultAt, oldPrimary, false)
+			return ok, nil
+		})
 		if ctx.Err() != nil {
 			return rep, before, ctx.Err()
 		}
-		fail("writes did not resume within %s", opts.Timeout)
+		if ch, ok := leader.newLeader(faultAt, oldPrimary, false); err == nil && ok {
+			rep.NewLeaderSec = ch.At.Sub(faultAt).Seconds()
+			rep.NewPrimary = ch.Holder
+			resumeAfter = ch.At
+		} else {
+			fail("no new leader key within %s", opts.Timeout)
+		}
+	}
+	if expect == faults.FailoverExpected || !promises.Holds {
+		if err := waitResumed(ctx, w, resumeAfter, opts.Timeout); err != nil {
+			if ctx.Err() != nil {
+				return rep, before, ctx.Err()
+			}
+			fail("writes did not resume within %s", opts.Timeout)
+		}
 	}
 
-	// A fault that holds lasts its set time, then heals.
-	if promises.Holds {
-		if rest := opts.PauseFor - time.Since(faultAt); rest > 0 {
+	// A fault that holds lasts its time, then heals. One that disturbs WAL
+	// archiving closes segments meanwhile, so that there is WAL to archive.
+	if hold := opts.HoldOf(promises); hold > 0 {
+		for rest := hold - time.Since(faultAt); rest > 0; rest = hold - time.Since(faultAt) {
+			step := rest
+			if archConn != nil {
+				step = min(rest, 3*time.Second)
+			}
 			select {
-			case <-time.After(rest):
+			case <-time.After(step):
 			case <-ctx.Done():
 				return rep, before, ctx.Err()
+			}
+			if archConn != nil && hold-time.Since(faultAt) > 0 {
+				sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				_, _ = switchWAL(sctx, archConn)
+				cancel()
 			}
 		}
 	}
@@ -231,64 +353,89 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 				rep.IsolatedStoppedWritesSec = d.Seconds()
 			} else {
 				rep.IsolatedStoppedWritesSec = -1
-				fail("the isolated old primary %s never stopped accepting writes", rep.Target)
+				fail("the isolated old primary %s never stopped accepting writes", target)
 			}
 		case <-time.After(opts.Timeout):
 			rep.IsolatedStoppedWritesSec = -1
-			fail("the isolated old primary %s still accepted writes after %s", rep.Target, time.Since(faultAt).Round(time.Second))
+			fail("the isolated old primary %s still accepted writes after %s", target, time.Since(faultAt).Round(time.Second))
 		}
 	}
+	var archAtHeal archiveState
+	if archConn != nil {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		archAtHeal, _ = readArchiveState(sctx, archConn)
+		cancel()
+	}
 	healAt := time.Now()
+	rep.HealSec = healAt.Sub(faultAt).Seconds()
 	if injected != nil {
 		if err := injected.Heal(ctx); err != nil {
 			fail("%v", err)
 		}
 	}
-
-	// The target (or, after a switchover, the old primary) streams from the
-	// new primary. The leader key says who that is: right after it is
-	// unpaused or reconnected, a deposed primary still reports itself as
-	// primary until its next loop.
-	rejoiner := rep.Target
-	if opts.Fault == nil {
-		rejoiner = oldPrimary
+	if promises.CutsPorts && target != "" {
+		det.Inside(target, false)
 	}
-	lastSeen := "not yet checked" // what the rejoiner looked like last, for the failure message
+
+	// The cluster is whole again: the leader key's holder runs as the
+	// primary and every other node streams from it on its timeline. The
+	// leader key says who the primary is: right after it is unpaused or
+	// reconnected, a deposed primary still reports itself as primary until
+	// its next loop.
+	lastSeen := "not yet checked" // what was wrong last, for the failure message
 	err = poll.For(ctx, opts.Timeout, 50*time.Millisecond, func(ctx context.Context) (bool, error) {
-		leader, err := clients.KeyValue(ctx, etcd, leaderKey)
-		if err != nil || leader == "" {
+		leaderName, err := clients.KeyValue(ctx, etcd, leaderKey)
+		if err != nil || leaderName == "" {
 			lastSeen = fmt.Sprintf("no leader key (%v)", err)
 			return false, nil
 		}
-		lst, err := t.Patroni(ctx, leader)
+		lst, err := t.Patroni(ctx, leaderName)
 		if err != nil || !lst.Leading() {
-			lastSeen = fmt.Sprintf("leader %s not running as primary: %s", leader, clients.Describe(lst, err))
+			lastSeen = fmt.Sprintf("leader %s not running as primary: %s", leaderName, clients.Describe(lst, err))
 			return false, nil
 		}
-		rep.NewPrimary, rep.NewTimeline = leader, lst.Timeline
-		if rejoiner == leader {
-			return true, nil // a replica target that came back and no failover
+		rep.NewPrimary, rep.NewTimeline = leaderName, lst.Timeline
+		for _, n := range topo.Patroni {
+			if n.Name == leaderName {
+				continue
+			}
+			st, err := t.Patroni(ctx, n.Name)
+			if err != nil || !st.Streaming() || st.Timeline != lst.Timeline {
+				lastSeen = fmt.Sprintf("%s: %s; primary %s on timeline %d", n.Name, clients.Describe(st, err), leaderName, lst.Timeline)
+				return false, nil
+			}
 		}
-		st, err := t.Patroni(ctx, rejoiner)
-		lastSeen = fmt.Sprintf("%s: %s; primary %s on timeline %d", rejoiner, clients.Describe(st, err), leader, lst.Timeline)
-		return err == nil && st.Streaming() && st.Timeline == lst.Timeline, nil
+		return true, nil
 	})
 	rep.RejoinSec = time.Since(healAt).Seconds()
+	rep.Healed = err == nil
 	if err != nil {
 		if ctx.Err() != nil {
 			return rep, before, ctx.Err()
 		}
-		fail("%s did not rejoin as a streaming replica of %s within %s (last seen: %s)", rejoiner, rep.NewPrimary, opts.Timeout, lastSeen)
+		fail("the cluster was not whole again within %s of the heal (last seen: %s)", opts.Timeout, lastSeen)
 	}
-	if expectFailover && rep.NewPrimary == oldPrimary {
+	switch {
+	case expect == faults.FailoverExpected && rep.NewPrimary == oldPrimary:
 		fail("no failover: %s is still the primary", oldPrimary)
-	}
-	if !expectFailover && rep.NewPrimary != oldPrimary {
+	case expect == faults.NoFailover && rep.Healed && rep.NewPrimary != oldPrimary:
 		fail("an unexpected failover from %s to %s", oldPrimary, rep.NewPrimary)
+	}
+	if expect == faults.FailoverMaybe {
+		if ch, ok := leader.newLeader(faultAt, oldPrimary, true); ok {
+			rep.NewLeaderSec = ch.At.Sub(faultAt).Seconds()
+			resumeAfter = ch.At
+		}
+	}
+	if err := waitResumed(ctx, w, resumeAfter, opts.Timeout); err != nil {
+		if ctx.Err() != nil {
+			return rep, before, ctx.Err()
+		}
+		fail("writes did not resume within %s of the heal", opts.Timeout)
 	}
 
 	// Stop writing, measure the gap over the whole run, then audit.
-	time.Sleep(200 * time.Millisecond) // a few acknowledged writes on the new primary
+	time.Sleep(200 * time.Millisecond) // a few acknowledged writes on the primary
 	stopWriter()
 	<-writerDone
 	gap, from, to, _ := Gap(w.Writes(), faultAt)
@@ -307,32 +454,94 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 		fail("%d acknowledged writes lost in strict synchronous mode", rep.LostAcked)
 	}
 
+	// Archiving caught up: every segment since before the fault is in the repository.
+	if promises.ArchivesWAL && rep.NewPrimary != "" {
+		arch, err := checkArchive(ctx, t.Access, env.Faults, rep.NewPrimary, archBefore, archAtHeal, healAt, opts.Timeout)
+		rep.Archive = &arch
+		switch {
+		case err != nil:
+			fail("WAL archiving after the heal: %v", err)
+		case len(arch.Missing) > 0:
+			fail("%d WAL segments of %s … %s missing from the repository: %s", len(arch.Missing), arch.From, arch.To, strings.Join(arch.Missing, ", "))
+		}
+	}
+
+	// No two nodes took writes at once.
+	stopDetector()
+	<-detDone
+	probes := det.Probes()
+	rep.Probes = len(probes)
+	rep.SplitBrains = SplitBrains(probes, faultAt)
+	for _, sb := range rep.SplitBrains {
+		fail("split brain: %s", sb)
+	}
+
 	after := verify.RunUntil(ctx, t, 60*time.Second)
 	rep.VerifiedAfter = after.OK
 	if !after.OK {
 		fail("the cluster does not verify healthy afterwards")
 	}
 	rep.OK = len(rep.Failures) == 0
+	rep.Timeline = &Timeline{Cluster: topo.Name, Nodes: topo.PatroniNames(), Start: start, FaultAt: faultAt, InPlaceAt: inPlaceAt, HealAt: healAt, End: time.Now(),
+		Probes: probes, Leader: leader.Changes(), Writes: w.Writes(), GapFrom: from, GapTo: to}
 	return rep, after, nil
 }
 
-type leaderChange struct {
-	member string
-	at     time.Time
+// waitResumed waits until a write sent after t is acknowledged.
+func waitResumed(ctx context.Context, w *Writer, t time.Time, timeout time.Duration) error {
+	return poll.For(ctx, timeout, 50*time.Millisecond, func(context.Context) (bool, error) {
+		_, _, _, ok := Gap(w.Writes(), t)
+		return ok, nil
+	})
 }
 
-// watchLeader reports the first time the leader key names a member other than old.
-func watchLeader(ctx context.Context, etcd *clientv3.Client, key, old string, out chan<- leaderChange) {
-	for ctx.Err() == nil {
-		for resp := range etcd.Watch(ctx, key) {
-			for _, ev := range resp.Events {
-				if ev.Type == clientv3.EventTypePut && string(ev.Kv.Value) != old {
-					out <- leaderChange{member: string(ev.Kv.Value), at: time.Now()}
-					return
+// resolveTarget picks the member a fault acts on: the primary or the named
+// node, a streaming replica (the synchronous standby first), the etcd
+// leader; "" for the store and the whole cluster.
+func resolveTarget(ctx context.Context, acc clients.Access, on faults.Member, named, primary string) (string, error) {
+	topo := acc.Topo
+	switch on {
+	case faults.OnPrimary, faults.OnReplica:
+		if named != "" && named != "primary" {
+			if _, ok := topo.PatroniNode(named); !ok {
+				return "", fmt.Errorf("target %q is not a Patroni node of cluster %s", named, topo.Name)
+			}
+			return named, nil
+		}
+		if on == faults.OnPrimary || named == "primary" {
+			return primary, nil
+		}
+		view, err := acc.Cluster(ctx)
+		if err != nil {
+			return "", err
+		}
+		for _, role := range []string{"sync_standby", "replica"} {
+			for _, m := range view.Members {
+				if m.Role == role && m.State == "streaming" {
+					return m.Name, nil
 				}
 			}
 		}
+		return "", fmt.Errorf("no streaming replica in cluster %s", topo.Name)
+	case faults.OnEtcdLeader, faults.OnEtcdMajority:
+		cli, err := acc.Etcd()
+		if err != nil {
+			return "", err
+		}
+		defer cli.Close()
+		for _, st := range clients.EtcdStatus(ctx, cli) {
+			if st.Err != nil || !st.IsLeader {
+				continue
+			}
+			for _, e := range topo.Etcd {
+				if acc.EtcdEndpoint(e) == st.Endpoint {
+					return e.Name, nil
+				}
+			}
+		}
+		return "", fmt.Errorf("no etcd member of cluster %s says it leads", topo.Name)
 	}
+	return "", nil
 }
 
 // insideRecovery runs psql inside the node's container over its Unix socket

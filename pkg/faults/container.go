@@ -15,7 +15,9 @@ func (Stop) Name() string { return "stop" }
 func (Stop) Help() string {
 	return "graceful stop (SIGTERM): Patroni stops PostgreSQL cleanly and releases the leader key"
 }
-func (Stop) Promises() Promises { return Promises{Graceful: true} }
+func (Stop) Promises() Promises {
+	return Promises{On: OnPrimary, Failover: FailoverExpected, Graceful: true}
+}
 func (Stop) Inject(ctx context.Context, t Target, node string) error {
 	eng, name := t.Backend.Where(t.Topo, node)
 	return eng.API.ContainerStop(ctx, name, container.StopOptions{}) // the container's own 60 s stop timeout
@@ -30,7 +32,9 @@ func (Kill) Name() string { return "kill" }
 func (Kill) Help() string {
 	return "SIGKILL: a crash; the leader key expires with its lease, or the guard deletes it at once"
 }
-func (Kill) Promises() Promises { return Promises{EngineConfirmsDeath: true} }
+func (Kill) Promises() Promises {
+	return Promises{On: OnPrimary, Failover: FailoverExpected, EngineConfirmsDeath: true}
+}
 func (Kill) Inject(ctx context.Context, t Target, node string) error {
 	eng, name := t.Backend.Where(t.Topo, node)
 	return eng.API.ContainerKill(ctx, name, "SIGKILL")
@@ -45,7 +49,9 @@ func (Pause) Name() string { return "pause" }
 func (Pause) Help() string {
 	return "frozen for --pause-for (the cgroup freezer): not dead, so only the lease can decide"
 }
-func (Pause) Promises() Promises { return Promises{Holds: true} }
+func (Pause) Promises() Promises {
+	return Promises{On: OnPrimary, Failover: FailoverExpected, Holds: true}
+}
 func (Pause) Inject(ctx context.Context, t Target, node string) error {
 	eng, name := t.Backend.Where(t.Topo, node)
 	return eng.API.ContainerPause(ctx, name)
@@ -69,7 +75,9 @@ func (Partition) Name() string { return "partition" }
 func (Partition) Help() string {
 	return "cut off the cluster network for --pause-for (its published ports too); watched from inside"
 }
-func (Partition) Promises() Promises { return Promises{Holds: true, CutsPorts: true} }
+func (Partition) Promises() Promises {
+	return Promises{On: OnPrimary, Failover: FailoverExpected, Holds: true, CutsPorts: true}
+}
 func (Partition) Inject(ctx context.Context, t Target, node string) error {
 	return t.Backend.Isolate(ctx, t.Topo, node)
 }

@@ -19,8 +19,58 @@ import (
 	"github.com/pgha/pgha/pkg/topology"
 )
 
+// Member says which member (or members) a fault acts on.
+type Member string
+
+// The members a fault can act on.
+const (
+	// OnPrimary: the Patroni primary (or the node named by --target).
+	OnPrimary Member = "primary"
+	// OnReplica: a streaming replica, the synchronous standby when there is one.
+	OnReplica Member = "replica"
+	// OnEtcdLeader: the etcd member that leads.
+	OnEtcdLeader Member = "etcd-leader"
+	// OnEtcdMajority: a majority of the etcd members, so that etcd loses its quorum.
+	OnEtcdMajority Member = "etcd-majority"
+	// OnStore: the object store.
+	OnStore Member = "store"
+	// OnAll: every container of the cluster.
+	OnAll Member = "all"
+)
+
+// OnPatroni says whether the fault acts on one Patroni node, which --target may name.
+func (m Member) OnPatroni() bool { return m == OnPrimary || m == OnReplica }
+
+// Expectation is what a fault does to the primary.
+type Expectation string
+
+// What a fault does to the primary.
+const (
+	// FailoverExpected: another node must become the primary.
+	FailoverExpected Expectation = "failover"
+	// NoFailover: the primary must stay the primary.
+	NoFailover Expectation = "none"
+	// FailoverMaybe: a primary must be there after the heal, the old one or another.
+	FailoverMaybe Expectation = "any"
+)
+
 // Promises say what a fault does, so that tests and tools can rely on it.
 type Promises struct {
+	// On is the member the fault acts on.
+	On Member `json:"on"`
+	// Failover is what must happen to the primary when the fault acts on
+	// On (for OnPrimary faults: when the target was the primary).
+	Failover Expectation `json:"failover"`
+	// Hold is how long a fault that holds lasts by default; 0 for one that
+	// must outlast the leader lease (--pause-for, by default the TTL + 10 s).
+	Hold time.Duration `json:"holdSeconds,omitempty"`
+	// ArchivesWAL: WAL archiving is disturbed while the fault holds, and
+	// every segment from before the fault to after its heal must reach the
+	// repository once it is healed.
+	ArchivesWAL bool `json:"archivesWal,omitempty"`
+	// Helper: the fault runs pgha's network-fault helper image in the
+	// member's network namespace.
+	Helper bool `json:"helper,omitempty"`
 	// EngineConfirmsDeath: the engine reports the member's container dead
 	// (a die event), so the guard may fence it at once.
 	EngineConfirmsDeath bool `json:"engineConfirmsDeath"`
@@ -60,10 +110,23 @@ type Backend interface {
 type Target struct {
 	Backend Backend
 	Topo    topology.Cluster
+	// Up brings the whole cluster back as `pgha up` does (power-loss heals
+	// with it); nil starts every stopped container instead.
+	Up func(ctx context.Context) error
+	// HelperImage is the network-fault helper's image; empty builds or finds
+	// it when a network fault needs it.
+	HelperImage string
+	// Deadline is how long a network fault lifts itself after, should pgha
+	// die before it heals (0: 10 minutes).
+	Deadline time.Duration
 }
 
 // registry lists every fault, in the order help shows them.
-var registry = []Fault{Stop{}, Kill{}, Pause{}, Partition{}}
+var registry = []Fault{Stop{}, Kill{}, Pause{}, Partition{},
+	DCSPartition{}, EtcdQuorum{}, EtcdLeader{}, ReplicaKill{}, PowerLoss{}, LossyNetwork{}, StoreDown{}}
+
+// All lists every fault, in the registry's order.
+func All() []Fault { return append([]Fault(nil), registry...) }
 
 // Lookup returns the fault named name, or an error that lists them all.
 func Lookup(name string) (Fault, error) {

@@ -55,7 +55,7 @@ func TestRegistryDrivesLookupAndHelp(t *testing.T) {
 			t.Errorf("help lacks %s:\n%s", name, Help())
 		}
 	}
-	if _, err := Lookup("meteor"); err == nil || !strings.Contains(err.Error(), "use stop, kill, pause, partition") {
+	if _, err := Lookup("meteor"); err == nil || !strings.Contains(err.Error(), "use stop, kill, pause, partition, dcs-partition") {
 		t.Errorf("unknown fault: %v", err)
 	}
 	if !(Kill{}).Promises().EngineConfirmsDeath || (Pause{}).Promises().EngineConfirmsDeath || !(Partition{}).Promises().CutsPorts || !(Stop{}).Promises().Graceful {
