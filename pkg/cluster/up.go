@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/pgha/pgha/pkg/clients"
@@ -85,6 +86,7 @@ func (u *upRun) steps() []progress.Named {
 		{Run: u.observe},
 		{Run: u.buildImages, Skip: u.isReady},
 		{Title: fmt.Sprintf("Creating network %s, volumes and containers", u.topo.NetworkName()), Run: u.create, Skip: func() bool { return !u.missing }},
+		{Run: u.liftNetworkFaults},
 		{Run: u.rejoinCutOff},
 		{Run: u.startFirst},
 		{Title: fmt.Sprintf("Waiting for etcd (%s)", strings.Join(u.topo.ContainerNames(u.topo.EtcdNames()), ", ")), Run: u.waitEtcd},
@@ -254,6 +256,37 @@ func (u *upRun) create(ctx context.Context) (string, error) {
 		created++
 	}
 	return fmt.Sprintf("Created network %s and %d containers", topo.NetworkName(), created), nil
+}
+
+// liftNetworkFaults stops the network-fault helpers an interrupted failover
+// test left running (they hold iptables rules or a qdisc in a member's
+// network namespace): a helper clears what it added when it is stopped.
+func (u *upRun) liftNetworkFaults(ctx context.Context) (string, error) {
+	api := u.d.Engine.API
+	cs, err := api.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", topology.LabelCluster+"="+u.topo.Name), filters.Arg("label", topology.LabelRole+"="+images.RoleNetfault))})
+	if err != nil {
+		return "", fmt.Errorf("listing network-fault helpers: %w", err)
+	}
+	for _, c := range cs {
+		name, node := engine.SummaryName(c), c.Labels[topology.LabelNode]
+		err := progress.Step(u.d.Progress, fmt.Sprintf("Lifting the network fault left on %s", node), func() (string, error) {
+			if c.State == container.StateRunning {
+				timeout := 10
+				if err := api.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &timeout}); err != nil && !engine.IsNotFound(err) {
+					return "", fmt.Errorf("stopping %s: %w", name, err)
+				}
+			}
+			if err := api.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !engine.IsNotFound(err) {
+				return "", fmt.Errorf("removing %s: %w", name, err)
+			}
+			return fmt.Sprintf("Lifted the network fault left on %s", node), nil
+		})
+		if err != nil {
+			return "", err
+		}
+	}
+	return "", nil
 }
 
 // rejoinCutOff attaches every existing container that was cut off the
