@@ -46,13 +46,17 @@ type upRun struct {
 	missing bool
 	// fresh: no Patroni volume existed, so the bootstrap leader may start with etcd.
 	fresh bool
+	// freshEtcd: no etcd volume existed, so etcd forms a new cluster.
+	freshEtcd bool
 	// bootstrap: the cluster was never initialised (no initialize key).
 	bootstrap bool
 	primary   string
 	etcd      *clientv3.Client
 	access    clients.Access
 
-	guardStarted    chan error
+	guardStarted chan error
+	// etcdStarted: the in-turn start of a new etcd cluster's members.
+	etcdStarted     chan error
 	replicasStarted chan error
 	startingReplica bool
 }
@@ -70,6 +74,9 @@ func (d *Docker) Up(ctx context.Context, topo topology.Cluster, timeout time.Dur
 }
 
 func (u *upRun) close() {
+	if u.etcdStarted != nil {
+		<-u.etcdStarted
+	}
 	if u.startingReplica {
 		<-u.replicasStarted
 	}
@@ -100,6 +107,7 @@ func (u *upRun) steps() []progress.Named {
 		{Title: "Creating the pgBackRest stanza", Run: u.stanzaOnLeader, Skip: u.notBootstrap},
 		{Title: fmt.Sprintf("Starting Patroni (%s)", strings.Join(u.topo.ContainerNames(u.topo.PatroniNames()), ", ")), Run: u.startPatroni},
 		{Title: "Waiting for the guard", Run: u.waitGuard, Skip: noGuard},
+		{Title: "Waiting for every etcd member", Run: u.waitEtcdAll},
 		{Title: "Creating the pgBackRest stanza", Run: u.stanzaOnPrimary, Skip: func() bool { return u.bootstrap }},
 	}
 }
@@ -182,13 +190,11 @@ func (u *upRun) observe(ctx context.Context) (string, error) {
 	u.res.Changed = !u.ready
 	// A cluster without Patroni data is new: its bootstrap leader can start
 	// together with etcd, since nothing else can have initialised it.
-	u.fresh = true
-	for _, s := range ByRole(u.specs, topology.RolePatroni) {
-		if _, err := u.d.Engine.API.VolumeInspect(ctx, s.Volume); err == nil {
-			u.fresh = false
-		} else if !engine.IsNotFound(err) {
-			return "", fmt.Errorf("inspecting volume %s: %w", s.Volume, err)
-		}
+	if u.fresh, err = u.d.volumesNew(ctx, ByRole(u.specs, topology.RolePatroni)); err != nil {
+		return "", err
+	}
+	if u.freshEtcd, err = u.d.volumesNew(ctx, ByRole(u.specs, topology.RoleEtcd)); err != nil {
+		return "", err
 	}
 	u.access = u.d.Access(u.topo, clients.FromSecrets(u.sec, nil, ""))
 	return "", nil
@@ -361,29 +367,58 @@ func (u *upRun) startAll(ctx context.Context, ss []Spec) error {
 // startFirst starts etcd and the object store (the primary archives WAL to
 // it from its first minute), and a new cluster's bootstrap leader too.
 func (u *upRun) startFirst(ctx context.Context) (string, error) {
-	first := append(ByRole(u.specs, topology.RoleEtcd), ByRole(u.specs, topology.RoleObjectStore)...)
+	first := ByRole(u.specs, topology.RoleObjectStore)
 	if u.fresh {
 		first = append(first, specByNode(u.specs, u.topo.BootstrapLeader))
 	}
+	if !u.freshEtcd {
+		return "", u.startAll(ctx, append(first, ByRole(u.specs, topology.RoleEtcd)...))
+	}
+	// The members start in turn in the background; waitEtcd needs a quorum
+	// of them only, and waitEtcdAll collects the outcome.
+	u.etcdStarted = make(chan error, 1)
+	go func() { u.etcdStarted <- u.startEtcdInTurn(ctx) }()
 	return "", u.startAll(ctx, first)
 }
 
+// waitEtcd waits for a quorum of etcd members with a leader: that is all
+// Patroni needs to go on; every member's health is awaited at the end of up.
 func (u *upRun) waitEtcd(ctx context.Context) (string, error) {
+	return u.awaitEtcd(ctx, len(u.topo.Etcd)/2+1)
+}
+
+// waitEtcdAll waits until every etcd member is healthy.
+func (u *upRun) waitEtcdAll(ctx context.Context) (string, error) {
+	if u.etcdStarted != nil {
+		err := <-u.etcdStarted
+		u.etcdStarted = nil
+		if err != nil {
+			return "", err
+		}
+	}
+	return u.awaitEtcd(ctx, len(u.topo.Etcd))
+}
+
+func (u *upRun) awaitEtcd(ctx context.Context, want int) (string, error) {
 	etcdSpecs := ByRole(u.specs, topology.RoleEtcd)
-	etcd, err := u.access.Etcd()
+	etcd, err := u.etcdClient()
 	if err != nil {
 		return "", err
 	}
-	u.etcd = etcd
-	err = u.d.waitFor(ctx, u.deadline, "etcd to be healthy", names(etcdSpecs), func(ctx context.Context) (bool, string) {
+	// The members that start first are those a quorum needs (see
+	// startEtcdInTurn); the others may not have started yet.
+	err = u.d.waitFor(ctx, u.deadline, "etcd to be healthy", names(etcdSpecs[:want]), func(ctx context.Context) (bool, string) {
 		var bad []string
 		for _, m := range clients.EtcdStatus(ctx, etcd) {
 			if m.Err != nil {
 				bad = append(bad, m.Endpoint)
 			}
 		}
-		return len(bad) == 0, fmt.Sprintf("not yet healthy: %s", strings.Join(bad, ", "))
+		return len(etcdSpecs)-len(bad) >= want, fmt.Sprintf("not yet healthy: %s", strings.Join(bad, ", "))
 	})
+	if want < len(etcdSpecs) {
+		return fmt.Sprintf("etcd ready: a leader and at least %d of %d members healthy", want, len(etcdSpecs)), err
+	}
 	return fmt.Sprintf("etcd ready: %d members healthy", len(etcdSpecs)), err
 }
 

@@ -139,3 +139,29 @@ func (e *Engine) CopyFiles(ctx context.Context, name string, files []File) error
 	}
 	return nil
 }
+
+// WaitForLog follows a container's output, from its start, until a line
+// contains text; it returns the context's error when that comes first.
+func (e *Engine) WaitForLog(ctx context.Context, name, text string) error {
+	rc, err := e.API.ContainerLogs(ctx, name, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	pr, pw := io.Pipe()
+	go func() { _, err := stdcopy.StdCopy(pw, pw, rc); pw.CloseWithError(err) }()
+	sc := bufio.NewScanner(pr)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), text) {
+			return nil
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if sc.Err() != nil {
+		return sc.Err()
+	}
+	return fmt.Errorf("%s ended its output without %q", name, text)
+}
