@@ -3,7 +3,7 @@
 //
 //	go run ./bench -rounds 3            # warm up, down, verify, no-op image build
 //	go run ./bench -rounds 3 -cold      # also a cold image build (removes pgha's images first)
-//	go run ./bench -rounds 3 -failover -faults kill,kill-noguard -profiles fast
+//	go run ./bench -rounds 3 -only failover -faults stop,switchover,kill -profiles fast
 //	go run ./bench -rounds 5 -matrix    # every fault of failover-test --matrix, strict synchronous mode
 package main
 
@@ -47,7 +47,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds per figure")
 	cold := flag.Bool("cold", false, "also measure a cold image build: removes every image pgha built first")
 	only := flag.String("only", "", "run one part only: cluster (images, up, verify, down, baseline) or failover")
-	faults := flag.String("faults", "stop,kill,kill-noguard", "failover faults to measure on the primary (also pause, partition: a minute a round); kill-noguard is kill with the guard stopped for the round")
+	faults := flag.String("faults", "stop,switchover,kill,kill-noguard", "failover faults to measure on the primary (also pause, partition: a minute a round); kill-noguard is kill with the guard stopped for the round; switchover is `pgha switchover`, measured the same way")
 	profiles := flag.String("profiles", "fast,seed", "failover timing profiles")
 	bin := flag.String("pgha", "bin/pgha", "the pgha binary")
 	out := flag.String("json", "bench/results/latest.json", "where to write the figures as JSON")
@@ -206,7 +206,11 @@ func runFailover(rounds int, bin, out string, faults, profiles []string) error {
 						return fmt.Errorf("stopping the guard: %w", err)
 					}
 				}
-				cmd := exec.Command(bin, "failover-test", "--name", name, "--fault", pghaFault, "-o", "json", "--timeout", "120s")
+				args := []string{"failover-test", "--name", name, "--fault", pghaFault, "-o", "json", "--timeout", "120s"}
+				if fault == "switchover" {
+					args = []string{"switchover", "--name", name, "-o", "json", "--timeout", "120s"}
+				}
+				cmd := exec.Command(bin, args...)
 				cmd.Env = append(os.Environ(), "NO_COLOR=1")
 				data, err := cmd.Output()
 				var rep struct {
