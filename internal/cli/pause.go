@@ -18,7 +18,7 @@ func (a *app) pauseCommand(pause bool) *cobra.Command {
 		`Turn Patroni's maintenance mode on (PATCH /config {"pause": true}) and wait until every
 member reports it. While paused, Patroni neither promotes a replica when the primary dies
 nor restarts a stopped PostgreSQL: use it before working on a node by hand.
-` + "`pgha resume`" + ` turns automatic failover back on.`
+`+"`pgha resume`"+` turns automatic failover back on.`
 	if !pause {
 		use, short, long = "resume", "Leave maintenance mode: Patroni fails over and manages PostgreSQL again",
 			`Turn Patroni's maintenance mode off and wait until every member reports it.`
