@@ -136,6 +136,7 @@ automatic failover, and an S3 object store, all on one bridge network, then prov
 		a.newReinitCommand(),
 		a.newHistoryCommand(),
 		a.newConfigCommand(),
+		a.newScaleCommand(),
 	)
 	return root
 }
