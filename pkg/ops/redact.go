@@ -39,8 +39,9 @@ func NewRedactor(sec secrets.Secrets, extra ...string) *Redactor {
 }
 
 // secretEnv matches NAME=value where NAME names a secret, in env lists,
-// inspect output ("NAME=value" strings) and logs.
-var secretEnv = regexp.MustCompile(`(?i)\b([A-Z0-9_]*(?:PASSWORD|SECRET|KEY)[A-Z0-9_]*)=([^\s"',]+)`)
+// inspect output ("NAME=value" strings) and logs. Upper case only, as
+// environment variables are: password_encryption=scram-sha-256 is no secret.
+var secretEnv = regexp.MustCompile(`\b([A-Z0-9_]*(?:PASSWORD|SECRET|KEY)[A-Z0-9_]*)=([^\s"',]+)`)
 
 // secretConninfo matches password=... in libpq connection strings and
 // password: ... in YAML.
