@@ -11,7 +11,7 @@ func TestGrown(t *testing.T) {
 	topo, _ := topology.Generate("lab", 3, 3)
 	topo.ShiftPorts(100)
 	g := Grown(topo, 5)
-	want := []topology.PGNode{{"patroni4", 5538, 8114}, {"patroni5", 5539, 8116}}
+	want := []topology.PGNode{{Name: "patroni4", PGPort: 5538, RESTPort: 8114}, {Name: "patroni5", PGPort: 5539, RESTPort: 8116}}
 	if !reflect.DeepEqual(g.Patroni[3:], want) {
 		t.Errorf("new nodes %v, want %v", g.Patroni[3:], want)
 	}
