@@ -117,8 +117,16 @@ func kindOf(key string) (keyKind, error) {
 	return 0, fmt.Errorf("%s: not a key of Patroni's dynamic configuration (known: %s)", key, strings.Join(knownKeys(), ", "))
 }
 
+// knownKeys lists the keys for an error message, sections as section.<name>.
 func knownKeys() []string {
-	return slices.Sorted(maps.Keys(dynamicKeys))
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(dynamicKeys)) {
+		if strings.HasPrefix(k, "postgresql.parameters.") && !strings.HasSuffix(k, "*") {
+			continue // a parameter with a checked type, covered by the section
+		}
+		out = append(out, strings.Replace(k, "*", "<name>", 1))
+	}
+	return out
 }
 
 // parseValue reads a value as its key's kind wants it; "null" removes the key.
