@@ -76,9 +76,9 @@ func (d *Docker) writeTopology(ctx context.Context, topo topology.Cluster) error
 }
 
 // Grown is topo with Patroni nodes added up to n: the lowest free patroniK
-// names, each on the next PostgreSQL and REST ports the topology does not
-// publish yet.
-func Grown(topo topology.Cluster, n int) topology.Cluster {
+// names, each on the next PostgreSQL and REST ports that neither the
+// topology publishes nor inUse reports (nil: none is).
+func Grown(topo topology.Cluster, n int, inUse func(port int) bool) topology.Cluster {
 	out := topo
 	out.Patroni = slices.Clone(topo.Patroni)
 	used := map[int]bool{}
@@ -90,7 +90,7 @@ func Grown(topo topology.Cluster, n int) topology.Cluster {
 		pg, rest = max(pg, p.PGPort), max(rest, p.RESTPort)
 	}
 	free := func(p, step int) int {
-		for used[p] {
+		for used[p] || inUse != nil && inUse(p) {
 			p += step
 		}
 		used[p] = true
@@ -156,7 +156,18 @@ func (d *Docker) Scale(ctx context.Context, name string, n int, timeout time.Dur
 		return res, err
 	}
 	if n > len(topo.Patroni) {
-		grown := Grown(topo, n)
+		// Ports another container or process holds are skipped, so that
+		// the new nodes do not fail up's port check.
+		published, err := d.publishedPorts(ctx)
+		if err != nil {
+			return res, err
+		}
+		grown := Grown(topo, n, func(p int) bool {
+			if _, ok := published[p]; ok {
+				return true
+			}
+			return !d.Engine.Endpoint.Remote && portFree(p) != nil
+		})
 		for _, p := range grown.Patroni[len(topo.Patroni):] {
 			res.Added = append(res.Added, p.Name)
 		}
