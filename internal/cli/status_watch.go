@@ -118,14 +118,16 @@ func (a *app) renderFrame(f watchFrame, tty bool) string {
 		if n.Health != "" && n.Health != "-" && n.Health != n.State {
 			state += ", " + n.Health
 		}
-		if n.Service == topology.RolePatroni {
+		// A stopped node's member key outlives it until its lease ends:
+		// what Patroni says of it then is stale.
+		if n.Service == topology.RolePatroni && n.State == "running" {
 			if m, ok := members[n.Node]; ok {
 				role, tlCell = m.Role, fmt.Sprint(m.Timeline)
 				switch v := m.Lag.(type) {
 				case float64:
-					lag = fmt.Sprintf("%.1f MB", v/(1<<20))
-					if v == 0 {
-						lag = "0"
+					lag = "0"
+					if v > 0 {
+						lag = humanBytes(int64(v))
 					}
 				case string:
 					lag = v
@@ -187,3 +189,4 @@ func (a *app) renderFrame(f watchFrame, tty bool) string {
 
 // printCompactJSON writes v as one line of JSON.
 func printCompactJSON(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
