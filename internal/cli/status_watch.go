@@ -189,4 +189,3 @@ func (a *app) renderFrame(f watchFrame, tty bool) string {
 
 // printCompactJSON writes v as one line of JSON.
 func printCompactJSON(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
-
