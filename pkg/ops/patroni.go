@@ -103,7 +103,7 @@ func (o *Ops) Paused(ctx context.Context) (bool, error) {
 func (o *Ops) RestartNode(ctx context.Context, node string, timeout time.Duration) error {
 	before, err := o.Access.Node(ctx, node)
 	if err != nil {
-		return fmt.Errorf("%s: Patroni's REST API does not answer: %v", node, err)
+		return o.notAnswering(ctx, node, err)
 	}
 	if err := o.Access.Restart(ctx, node); err != nil {
 		return fmt.Errorf("restarting %s: %w", node, err)
@@ -178,7 +178,7 @@ func (o *Ops) RollingRestart(ctx context.Context, timeout time.Duration, step fu
 func (o *Ops) Reinit(ctx context.Context, node string, timeout time.Duration) error {
 	before, err := o.Access.Node(ctx, node)
 	if err != nil {
-		return fmt.Errorf("%s: Patroni's REST API does not answer: %v", node, err)
+		return o.notAnswering(ctx, node, err)
 	}
 	if before.Role == clients.RolePrimary {
 		return fmt.Errorf("%s is the primary: only a replica can be reinitialised (switch over first: `pgha switchover`)", node)
@@ -187,4 +187,13 @@ func (o *Ops) Reinit(ctx context.Context, node string, timeout time.Duration) er
 		return fmt.Errorf("reinitialising %s: %w", node, err)
 	}
 	return o.waitBack(ctx, node, before, clients.RoleReplica, timeout)
+}
+
+// notAnswering explains a node whose REST API does not answer: most often
+// its container is not running.
+func (o *Ops) notAnswering(ctx context.Context, node string, err error) error {
+	if c, cerr := o.Backend.Member(ctx, o.Topo, node); cerr == nil && !c.Running() {
+		return fmt.Errorf("%s: its container %s is %s; `pgha up --name %s` starts it", node, c.Name, c.Describe(), o.Topo.Name)
+	}
+	return fmt.Errorf("%s: Patroni's REST API does not answer: %v", node, err)
 }

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,6 +88,24 @@ func TestDay2(t *testing.T) {
 		}
 		if seen["patroni1"] != 5 || seen["etcd2"] != 5 {
 			t.Errorf("want 5 lines of each member, got %v", seen)
+		}
+	})
+
+	t.Run("status watch off a terminal", func(t *testing.T) {
+		cmd := exec.Command(pghaBin, append([]string{"status", "--watch", "--interval", "300ms"}, name...)...)
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2500 * time.Millisecond)
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("status --watch ended with %v after Ctrl-C (want exit 0)\n%s%s", err, out.String(), errb.String())
+		}
+		frames := strings.Count(out.String(), "# cluster "+c.name)
+		if frames < 3 || !strings.Contains(out.String(), "MEMBER\tROLE\tSTATE\tTL\tLAG\tPORTS") || !strings.Contains(out.String(), "running, streaming") {
+			t.Errorf("want a snapshot per interval (%d in 2.5s):\n%s", frames, out.String())
 		}
 	})
 
