@@ -109,6 +109,42 @@ func TestDay2(t *testing.T) {
 		}
 	})
 
+	t.Run("status watch on a terminal", func(t *testing.T) {
+		tm := newTmux(t)
+		ctx := context.Background()
+		// pgha runs as the pane's own process (a shell around it would take
+		// the Ctrl-C too and die with it): the pane keeps its exit status.
+		start := append([]string{"new-session", "-d", "-s", "watch", "-x", "100", "-y", "40",
+			"-e", "NO_COLOR=", "-e", "PGHA_STATE_DIR=" + stateDir, pghaBin, "status", "--watch"}, name...)
+		if out, err := tm.command(ctx, start...).CombinedOutput(); err != nil {
+			t.Fatalf("tmux new-session: %v: %s", err, out)
+		}
+		time.Sleep(2500 * time.Millisecond)
+		out, err := tm.command(ctx, "capture-pane", "-p", "-J", "-t", "watch").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		screen := strings.TrimRight(string(out), "\n ") + "\n"
+		if err := tm.command(ctx, "send-keys", "-t", "watch", "C-c").Run(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, "status --watch to end on Ctrl-C", func() error {
+			out, err := tm.command(ctx, "display-message", "-p", "-t", "watch", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}").Output()
+			if err != nil || strings.TrimSpace(string(out)) != "1:0:" {
+				return fmt.Errorf("pane dead:status:signal %q (%v)", strings.TrimSpace(string(out)), err)
+			}
+			return nil
+		})
+		if problems := checkScreen(screen, 100); len(problems) > 0 {
+			t.Errorf("the live view at 100 columns:\n  %s\n%s", strings.Join(problems, "\n  "), screen)
+		}
+		for _, want := range []string{"cluster " + c.name + " · ", " · leader ", "│ MEMBER", "streaming", "Ctrl-C to leave"} {
+			if !strings.Contains(screen, want) {
+				t.Errorf("the live view lacks %q:\n%s", want, screen)
+			}
+		}
+	})
+
 	t.Run("report", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "r.tar.gz")
 		mustPgha(t, append([]string{"report", "-f", file}, name...)...)
