@@ -126,6 +126,17 @@ automatic failover, and an S3 object store, all on one bridge network, then prov
 		a.newImagesCommand(),
 		a.newVersionCommand(),
 		a.newGuardCommand(),
+		// Day-2 operations (issue 13), patronictl's names.
+		a.newPsqlCommand(),
+		a.newLogsCommand(),
+		a.newReportCommand(),
+		a.newPauseCommand(),
+		a.newResumeCommand(),
+		a.newRestartCommand(),
+		a.newReinitCommand(),
+		a.newHistoryCommand(),
+		a.newConfigCommand(),
+		a.newScaleCommand(),
 	)
 	return root
 }

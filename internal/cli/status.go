@@ -3,22 +3,30 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
 
 func (a *app) newStatusCommand() *cobra.Command {
 	var name, output string
+	var watch bool
+	var interval time.Duration
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the cluster at a glance: containers, images, roles, ports, health",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if watch {
+				return a.watchStatus(cmd.Context(), name, output, interval)
+			}
 			return a.showStatus(cmd, name, output)
 		},
 	}
 	addNameFlag(cmd, &name)
 	addOutputFlag(cmd, &output)
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "a live view of roles, state, timeline and lag until Ctrl-C (off a terminal: a snapshot per interval)")
+	cmd.Flags().DurationVar(&interval, "interval", 500*time.Millisecond, "how often --watch refreshes")
 	return cmd
 }
 

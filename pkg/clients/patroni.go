@@ -144,6 +144,8 @@ type Member struct {
 type ClusterView struct {
 	Scope   string   `json:"scope"`
 	Members []Member `json:"members"`
+	// Pause is true in maintenance mode.
+	Pause bool `json:"pause,omitempty"`
 	// Source is the node whose REST API answered.
 	Source string `json:"source"`
 }

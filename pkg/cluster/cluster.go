@@ -125,6 +125,12 @@ func (d *Docker) Find(ctx context.Context, name string) (topology.Cluster, error
 	for _, n := range nets {
 		if v := n.Labels[topology.LabelTopology]; v != "" {
 			raw = v
+			// A scaled cluster's topology is on its marker volume (scale.go).
+			if scaled, err := d.scaledTopology(ctx, name, n.ID); err != nil {
+				return topology.Cluster{}, err
+			} else if scaled != "" {
+				raw = scaled
+			}
 		}
 	}
 	if raw == "" {
