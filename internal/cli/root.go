@@ -126,6 +126,7 @@ automatic failover, and an S3 object store, all on one bridge network, then prov
 		a.newImagesCommand(),
 		a.newVersionCommand(),
 		a.newGuardCommand(),
+		a.newHostsCommand(),
 	)
 	return root
 }
