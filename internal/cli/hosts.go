@@ -182,12 +182,14 @@ func (a *app) hostsCreate(ctx context.Context, f *hostsCreateFlags, count int, p
 	st.End(true, fmt.Sprintf("%s (%s)", summary, progress.Since(start)))
 
 	statuses := hosts.Probe(ctx, sw)
+	view := hostsView{Prefix: sw.Prefix, Network: sw.Network, Hosts: statuses}
 	if f.output == "json" {
-		return printJSON(a.stdout, hostsView{Prefix: sw.Prefix, Network: sw.Network, Hosts: statuses})
+		err = printJSON(a.stdout, view)
+	} else {
+		a.printHosts([]hostsView{view}, false)
 	}
-	a.printHosts([]hostsView{{Prefix: sw.Prefix, Network: sw.Network, Hosts: statuses}}, false)
 	a.hostsHint(st, f.prefix, statuses)
-	return nil
+	return err
 }
 
 // hostsView is one swarm of test hosts as the commands show it.
@@ -326,7 +328,7 @@ own engine first. Nothing else is touched; nothing to delete is not an error.`,
 			if err := hosts.Delete(ctx, eng.API, prefix); err != nil {
 				return err
 			}
-			st.End(true, fmt.Sprintf("Deleted test hosts %s: %d containers, %d networks, %d volumes (%s)", prefix, c, n, v, progress.Since(start)))
+			st.End(true, fmt.Sprintf("Deleted test hosts %s: %s, %s, %s (%s)", prefix, plural(c, "container"), plural(n, "network"), plural(v, "volume"), progress.Since(start)))
 			return nil
 		},
 	}
@@ -405,4 +407,12 @@ func (p *hostsPrefix) Set(v string) error {
 	}
 	*p = hostsPrefix(v)
 	return nil
+}
+
+// plural is "1 network", "3 volumes".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
