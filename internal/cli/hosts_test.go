@@ -54,3 +54,17 @@ func TestValidPrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestPrintHostsPlain(t *testing.T) {
+	a, out, _ := newTestApp()
+	a.printHosts([]hostsView{{Prefix: "lab", Hosts: []hosts.HostStatus{
+		{Host: hosts.Host{Name: "h1", Container: "lab-h1", Address: "10.200.0.11", SwarmRole: "manager", Socket: "unix:///s/h1/docker.sock"}, Ready: true, Leader: true},
+		{Host: hosts.Host{Name: "h2", Container: "lab-h2", SwarmRole: "worker", Socket: "unix:///s/h2/docker.sock", Ports: []int{15435, 18008}}, Detail: "container exited (pgha hosts create starts it)"},
+	}}}, true)
+	want := "PREFIX\tHOST\tCONTAINER\tADDRESS\tROLE\tENGINE\tPORTS\tREADY\n" +
+		"lab\th1\tlab-h1\t10.200.0.11\tmanager (leader)\tunix:///s/h1/docker.sock\t-\tyes\n" +
+		"lab\th2\tlab-h2\t-\tworker\tunix:///s/h2/docker.sock\t15435,18008\tno: container exited (pgha hosts create starts it)\n"
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out, want)
+	}
+}
