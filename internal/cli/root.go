@@ -137,6 +137,7 @@ automatic failover, and an S3 object store, all on one bridge network, then prov
 		a.newHistoryCommand(),
 		a.newConfigCommand(),
 		a.newScaleCommand(),
+		a.newHostsCommand(),
 	)
 	return root
 }

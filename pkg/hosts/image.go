@@ -22,7 +22,12 @@ const contextDir = "dind"
 // the offline base it needs), and returns its ref: pgha/dind:<hash of its
 // build context and base>. The build takes about 30 s (apt-get install docker.io).
 func EnsureEngineImage(ctx context.Context, api client.APIClient, progressLine func(string)) (string, error) {
-	sup := &images.Supplier{Engine: engine.New(api), Progress: progress.Lines(orNop(progressLine))}
+	return EnsureEngineImageWith(ctx, &images.Supplier{Engine: engine.New(api), Progress: progress.Lines(orNop(progressLine))})
+}
+
+// EnsureEngineImageWith is EnsureEngineImage with the caller's supplier, so
+// that the CLI shows the build as its other builds.
+func EnsureEngineImageWith(ctx context.Context, sup *images.Supplier) (string, error) {
 	ref, err := sup.Ensure(ctx, contextDir)
 	if err != nil {
 		return "", fmt.Errorf("the engine image: %w", err)
