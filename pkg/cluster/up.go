@@ -519,6 +519,7 @@ func (u *upRun) waitGuard(ctx context.Context) (string, error) {
 	if err := <-u.guardStarted; err != nil {
 		return "", err
 	}
+	guardName := u.topo.ContainerName(topology.GuardNode)
 	err := u.d.waitFor(ctx, u.deadline, "the guard to watch the engine's events", names(guardSpecs), func(ctx context.Context) (bool, string) {
 		g, err := u.d.GuardStatus(ctx, u.topo)
 		if err != nil {
@@ -526,5 +527,5 @@ func (u *upRun) waitGuard(ctx context.Context) (string, error) {
 		}
 		return g.Watching, "guard: " + g.Health()
 	})
-	return fmt.Sprintf("Guard %s watching the engine's events", guardSpecs[0].Name), err
+	return fmt.Sprintf("Guard %s watching the engine's events", guardName), err
 }
