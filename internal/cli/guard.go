@@ -93,7 +93,7 @@ func (a *app) newGuardProxyCommand() *cobra.Command {
 				return fmt.Errorf("listening on %s: %w", listen, err)
 			}
 			logf := func(event, reason string) {
-				line, _ := json.Marshal(guard.Record{Event: event, Reason: reason})
+				line, _ := json.Marshal(guard.Record{Time: time.Now().UTC(), Event: event, Reason: reason})
 				fmt.Fprintln(a.stdout, string(line))
 			}
 			logf("start", fmt.Sprintf("serving the engine at %s on %s to the guard of cluster %s: ping, version, and the events and container list of the cluster only", engineSocket, listen, name))
