@@ -215,8 +215,12 @@ func (u *upRun) buildImages(ctx context.Context) (string, error) {
 		return "", err
 	}
 	socket := ""
-	if g := ByRole(u.specs, topology.RoleGuard); len(g) > 0 {
-		socket = g[0].Host.Mounts[0].Source
+	for _, s := range ByRole(u.specs, topology.RoleGuard) {
+		for _, m := range s.Host.Mounts {
+			if m.Target == guardSocket {
+				socket = m.Source // the proxy's
+			}
+		}
 	}
 	u.specs = Plan(u.topo, u.res.Images, u.sec, u.store, socket)
 	return "", nil
