@@ -64,6 +64,10 @@ func (p Policy) Check(r *http.Request) (path, query string, err error) {
 	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
 		return refuse("a request body is not allowed")
 	}
+	if r.Header.Get("Upgrade") != "" {
+		// Only attach and exec hijack the connection; none is allowed.
+		return refuse("a protocol upgrade is not allowed")
+	}
 	if r.URL.Opaque != "" || r.URL.User != nil || r.URL.Fragment != "" {
 		return refuse("malformed request target")
 	}

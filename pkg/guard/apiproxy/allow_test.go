@@ -91,6 +91,7 @@ func TestCheck(t *testing.T) {
 		{"events, unknown parameter", "GET", "/v1.41/events?filters=" + ours + "&x=1", "", false, `"x" is not allowed`},
 		{"ping with a query", "GET", "/_ping?x=1", "", false, `"x" is not allowed`},
 		{"GET with a body", "GET", "/v1.41/version", "Content-Length: 4\r\n", false, "body"},
+		{"upgrade", "GET", "/v1.41/version", "Connection: Upgrade\r\nUpgrade: tcp\r\n", false, "protocol upgrade"},
 		{"GET, chunked body", "GET", "/v1.41/version", "Transfer-Encoding: chunked\r\n", false, "body"},
 	}
 	for _, tc := range cases {
