@@ -45,13 +45,16 @@ const (
 	attempts = 5
 	// callTimeout bounds every etcd and engine call of a decision.
 	callTimeout = 2 * time.Second
-	// confirmWait bounds how long a die event waits for the container list
-	// to report the container stopped, and confirmEvery paces the asking:
-	// Docker 20.10 emits die before its post-exit cleanup and updates the
-	// list only after it.
-	confirmWait  = 3 * time.Second
+	// confirmEvery paces asking the container list again after a die
+	// event, up to confirmWait: Docker 20.10 emits die before its post-exit cleanup
+	// and updates the list only after it (a few hundred ms here, seconds
+	// under load).
 	confirmEvery = 20 * time.Millisecond
 )
+
+// confirmWait bounds how long one attempt at a die event waits for the
+// container list to report the container stopped (a variable for tests).
+var confirmWait = callTimeout
 
 // Run watches until ctx ends. A dropped event stream is reopened with
 // backoff; every (re)connection reconciles the current state first.
@@ -224,7 +227,7 @@ func (g *Guard) once(ctx context.Context, ev event) (Record, error) {
 	c, err := g.state(ctx, ev)
 	rec.ConfirmMs = ms(time.Since(asked))
 	if err != nil {
-		return fail("listing container "+shortID(ev.id), err)
+		return fail("listing container "+shortID(ev.id)+" ("+ev.name+")", err)
 	}
 	if c.Name != "" {
 		rec.Container = c.Name
@@ -254,8 +257,10 @@ func (g *Guard) once(ctx context.Context, ev event) (Record, error) {
 
 // state is the engine's word on the event's container, from the container
 // list (no inspect: the proxy refuses it). After a die event it asks again
-// until the list no longer says running, within confirmWait: the engine
-// emits die before it updates the list.
+// until the list no longer says running: the engine emits die before it
+// updates the list. Still running after confirmWait is an error, so that
+// the decision is tried again (a container started again meanwhile stays
+// running, and its key is never touched).
 func (g *Guard) state(ctx context.Context, ev event) (Container, error) {
 	f := g.patroniFilter()
 	f.Add("id", ev.id)
@@ -273,8 +278,11 @@ func (g *Guard) state(ctx context.Context, ev event) (Container, error) {
 				c = containerFacts(s, ev.exitCode)
 			}
 		}
-		if ev.action != EventDie || !c.Running || c.Paused || time.Now().After(deadline) {
+		if ev.action != EventDie || !c.Running || c.Paused {
 			return c, nil
+		}
+		if time.Now().After(deadline) {
+			return c, fmt.Errorf("the engine still lists it %s %s after its die event", c.Status, confirmWait)
 		}
 		select {
 		case <-time.After(confirmEvery):

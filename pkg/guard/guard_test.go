@@ -328,3 +328,31 @@ func TestStatusExitCode(t *testing.T) {
 		}
 	}
 }
+
+// A die event whose container the list keeps reporting running (started
+// again, say) never deletes the key: each attempt says why, and the last
+// one is a failure left to the lease.
+func TestDieEventOfAContainerStillRunning(t *testing.T) {
+	defer func(w time.Duration) { confirmWait = w }(confirmWait)
+	confirmWait = 50 * time.Millisecond
+	msgs := make(chan events.Message, 1)
+	g, e, k, log := guardOn(t, container.StateRunning, enginetest.EventStream{Msgs: msgs, Errs: make(chan error)})
+	msgs <- events.Message{Action: events.ActionDie, TimeNano: time.Now().Add(time.Second).UnixNano(),
+		Actor: events.Actor{ID: e.Containers["lab-patroni2"].ID, Attributes: map[string]string{"name": "lab-patroni2", "exitCode": "137"}}}
+	run(t, g, func() bool { return find(log.records(), EventDie, OutcomeFailed) != nil && len(log.records()) >= 3+attempts })
+	fails := 0
+	for _, r := range log.records() {
+		if r.Event == EventDie && r.Outcome == OutcomeFailed {
+			fails++
+			if !strings.Contains(r.Reason, "still lists it running") {
+				t.Errorf("reason %q", r.Reason)
+			}
+		}
+	}
+	if fails != attempts {
+		t.Errorf("%d failed attempts, want %d: %+v", fails, attempts, log.records())
+	}
+	if _, ok := k.value(g.Config.LeaderKey); !ok {
+		t.Error("the key of a member the engine lists running went")
+	}
+}
