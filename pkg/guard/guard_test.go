@@ -339,7 +339,9 @@ func TestDieEventOfAContainerStillRunning(t *testing.T) {
 	g, e, k, log := guardOn(t, container.StateRunning, enginetest.EventStream{Msgs: msgs, Errs: make(chan error)})
 	msgs <- events.Message{Action: events.ActionDie, TimeNano: time.Now().Add(time.Second).UnixNano(),
 		Actor: events.Actor{ID: e.Containers["lab-patroni2"].ID, Attributes: map[string]string{"name": "lab-patroni2", "exitCode": "137"}}}
-	run(t, g, func() bool { return find(log.records(), EventDie, OutcomeFailed) != nil && len(log.records()) >= 3+attempts })
+	run(t, g, func() bool {
+		return find(log.records(), EventDie, OutcomeFailed) != nil && len(log.records()) >= 3+attempts
+	})
 	fails := 0
 	for _, r := range log.records() {
 		if r.Event == EventDie && r.Outcome == OutcomeFailed {
