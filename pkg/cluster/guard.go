@@ -13,19 +13,25 @@ import (
 	"github.com/pgha/pgha/pkg/topology"
 )
 
-// replaceOldGuard removes a guard container that runs another pgha build than
-// this one, so that up recreates it: the guard keeps no state.
+// replaceOldGuard removes the guard's containers (the guard and its API
+// proxy) when they run another pgha build than this one, so that up
+// recreates them: they keep no state.
 func (d *Docker) replaceOldGuard(ctx context.Context, topo topology.Cluster, img images.Image, existing observed) error {
-	name := topo.ContainerName(topology.GuardNode)
-	c, ok := existing[name]
-	if !topo.Guard || !ok || !c.Exists() || c.Image == img.Ref {
+	if !topo.Guard {
 		return nil
 	}
-	if err := d.Engine.API.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !engine.IsNotFound(err) {
-		return fmt.Errorf("replacing the guard %s (it runs %s, this pgha is %s): %w", name, c.Image, img.Ref, err)
+	for _, node := range []string{topology.GuardNode, topology.GuardProxyNode} {
+		name := topo.ContainerName(node)
+		c, ok := existing[name]
+		if !ok || !c.Exists() || c.Image == img.Ref {
+			continue
+		}
+		if err := d.Engine.API.ContainerRemove(ctx, name, container.RemoveOptions{Force: true}); err != nil && !engine.IsNotFound(err) {
+			return fmt.Errorf("replacing the guard's container %s (it runs %s, this pgha is %s): %w", name, c.Image, img.Ref, err)
+		}
+		d.Progress.Info(fmt.Sprintf("  replacing the guard's container %s: it ran %s", name, c.Image))
+		existing[name] = engine.Container{Name: name, State: engine.StateMissing}
 	}
-	d.Progress.Info(fmt.Sprintf("  replacing the guard %s: it ran %s", name, c.Image))
-	existing[name] = engine.Container{Name: name, State: engine.StateMissing}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
 	"github.com/pgha/pgha/pkg/engine"
+	"github.com/pgha/pgha/pkg/guard"
 	"github.com/pgha/pgha/pkg/images"
 	"github.com/pgha/pgha/pkg/secrets"
 	"github.com/pgha/pgha/pkg/topology"
@@ -171,40 +172,66 @@ func planPatroni(in planInput) []Spec {
 	return specs
 }
 
-// planGuard is the guard's container: on the cluster network, no published
-// port, the engine's socket read-only (it lists, inspects and watches
-// events), read-only root filesystem, no capabilities, no privilege gain.
-// It runs as root because the socket is root:docker 0660 and the image has
-// no users; without capabilities root gets no more than the socket's owner
-// rights.
+// planGuard is the guard's two containers. The proxy is the only one with
+// the engine's socket (read-only bind; the API is limited by the proxy's
+// allow-list, not by the bind): it serves the guard a read-only view — ping,
+// version, the cluster's events and container list, no inspect, no writes —
+// on a unix socket in a volume that only the two mount. The guard runs as
+// nobody with that socket read-only, is told the topology on its command
+// line instead of discovering it, and reaches etcd on the cluster network.
+// Both: no published port, read-only root filesystem, no capabilities, no
+// privilege gain. The proxy runs as root because the socket is root:docker
+// 0660 and the image has no users; without capabilities root gets no more
+// than the socket's owner rights.
 func planGuard(in planInput) []Spec {
 	topo := in.topo
 	if !topo.Guard {
 		return nil
 	}
-	labels := topo.Labels(topology.RoleGuard, topology.GuardNode)
-	labels[topology.LabelTopology] = topologyLabel(topo)
-	return []Spec{{
-		Node: topology.GuardNode, Role: topology.RoleGuard, Name: topo.ContainerName(topology.GuardNode), Aliases: []string{topology.GuardNode},
-		Config: &container.Config{
-			Image: in.images.Guard.Ref, Hostname: topology.GuardNode, Labels: labels, User: "0:0",
-			Cmd: []string{"--cluster", topo.Name},
-		},
-		Host: &container.HostConfig{
-			// A bind mount of a missing source fails instead of making a directory.
-			Mounts:         []mount.Mount{{Type: mount.TypeBind, Source: in.socket, Target: guardSocket, ReadOnly: true}},
+	vol := topo.VolumeName(topology.GuardProxyNode)
+	host := func(mounts ...mount.Mount) *container.HostConfig {
+		return &container.HostConfig{
+			Mounts:         mounts,
 			ReadonlyRootfs: true,
 			CapDrop:        []string{"ALL"},
 			SecurityOpt:    []string{"no-new-privileges:true"},
 			RestartPolicy:  container.RestartPolicy{Name: restartPolicy},
-			// Its decisions are read back from this log: keep it local and bounded.
+			// Decisions and refusals are read back from these logs: keep them local and bounded.
 			LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m", "max-file": "2"}},
+		}
+	}
+	labels := func(node string) map[string]string {
+		l := topo.Labels(topology.RoleGuard, node)
+		l[topology.LabelTopology] = topologyLabel(topo)
+		return l
+	}
+	proxy := Spec{
+		Node: topology.GuardProxyNode, Role: topology.RoleGuard, Name: topo.ContainerName(topology.GuardProxyNode), Volume: vol, Mount: guard.APIDir,
+		Config: &container.Config{
+			Image: in.images.Guard.Ref, Hostname: topology.GuardProxyNode, Labels: labels(topology.GuardProxyNode), User: "0:0",
+			Entrypoint: []string{"/pgha", "guard", "proxy"},
+			Cmd:        []string{"--cluster", topo.Name, "--listen", guard.APISocket, "--engine", guardSocket},
 		},
-	}}
+		// A bind mount of a missing source fails instead of making a directory.
+		Host: host(mount.Mount{Type: mount.TypeBind, Source: in.socket, Target: guardSocket, ReadOnly: true},
+			mount.Mount{Type: mount.TypeVolume, Source: vol, Target: guard.APIDir}),
+	}
+	g := Spec{
+		Node: topology.GuardNode, Role: topology.RoleGuard, Name: topo.ContainerName(topology.GuardNode), Aliases: []string{topology.GuardNode},
+		Config: &container.Config{
+			Image: in.images.Guard.Ref, Hostname: topology.GuardNode, Labels: labels(topology.GuardNode), User: guardUser,
+			Cmd: []string{"--topology", topologyLabel(topo), "--engine-socket", guard.APISocket},
+		},
+		Host: host(mount.Mount{Type: mount.TypeVolume, Source: vol, Target: guard.APIDir, ReadOnly: true}),
+	}
+	return []Spec{proxy, g}
 }
 
-// guardSocket is where the guard finds the engine's socket, inside its container.
+// guardSocket is where the guard's proxy finds the engine's socket, inside its container.
 const guardSocket = "/var/run/docker.sock"
+
+// guardUser is nobody: the guard needs no file but the proxy's socket.
+const guardUser = "65534:65534"
 
 // networking attaches a container to the cluster network under its aliases.
 func networking(topo topology.Cluster, s Spec) *network.NetworkingConfig {

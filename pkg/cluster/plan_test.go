@@ -92,18 +92,34 @@ func TestPlanSeed(t *testing.T) {
 			}
 		}
 	}
-	if got := strings.Join(order, " "); got != "etcd1 etcd2 etcd3 versitygw patroni1 patroni2 patroni3 guard" {
+	if got := strings.Join(order, " "); got != "etcd1 etcd2 etcd3 versitygw patroni1 patroni2 patroni3 guard-proxy guard" {
 		t.Errorf("order %s", got)
 	}
-	g := ByRole(specs, topology.RoleGuard)[0]
-	h := g.Host
-	if !h.ReadonlyRootfs || len(h.CapDrop) != 1 || h.CapDrop[0] != "ALL" || len(h.SecurityOpt) != 1 || h.SecurityOpt[0] != "no-new-privileges:true" ||
-		len(h.PortBindings) != 0 || g.Volume != "" {
-		t.Errorf("guard hardening: %+v", h)
+	for _, g := range ByRole(specs, topology.RoleGuard) {
+		h := g.Host
+		if !h.ReadonlyRootfs || len(h.CapDrop) != 1 || h.CapDrop[0] != "ALL" || len(h.SecurityOpt) != 1 || h.SecurityOpt[0] != "no-new-privileges:true" ||
+			len(h.PortBindings) != 0 || h.Privileged || len(h.Binds) != 0 {
+			t.Errorf("%s hardening: %+v", g.Name, h)
+		}
 	}
-	// The engine-side socket path, mounted read-only at the usual place.
-	if m := h.Mounts; len(m) != 1 || m[0].Type != mount.TypeBind || m[0].Source != "/run/user/1000/docker.sock" || m[0].Target != "/var/run/docker.sock" || !m[0].ReadOnly {
-		t.Errorf("guard mounts %+v", m)
+	// Only the proxy has the engine's socket (the engine-side path, read-only
+	// at the usual place); it shares the volume of its own socket with the
+	// guard, which mounts it read-only, runs as nobody and has no engine socket.
+	proxy, g := specByNode(specs, topology.GuardProxyNode), specByNode(specs, topology.GuardNode)
+	vol := mount.Mount{Type: mount.TypeVolume, Source: "pgha-pgha-guard-proxy-data", Target: "/run/pgha-guard"}
+	if m := proxy.Host.Mounts; len(m) != 2 || m[0] != (mount.Mount{Type: mount.TypeBind, Source: "/run/user/1000/docker.sock", Target: "/var/run/docker.sock", ReadOnly: true}) ||
+		m[1] != vol || proxy.Volume != vol.Source {
+		t.Errorf("proxy mounts %+v, volume %q", m, proxy.Volume)
+	}
+	vol.ReadOnly = true
+	if m := g.Host.Mounts; len(m) != 1 || m[0] != vol || g.Volume != "" || g.Config.User != "65534:65534" {
+		t.Errorf("guard mounts %+v, volume %q, user %q", m, g.Volume, g.Config.User)
+	}
+	if c := proxy.Config.Cmd; strings.Join(c, " ") != "--cluster pgha --listen /run/pgha-guard/engine.sock --engine /var/run/docker.sock" {
+		t.Errorf("proxy command %q", c)
+	}
+	if c := g.Config.Cmd; len(c) != 4 || c[0] != "--topology" || !strings.Contains(c[1], `"scope":"pg-cluster"`) {
+		t.Errorf("guard command %q", c)
 	}
 	p2 := specByNode(specs, "patroni2")
 	if *p2.Config.StopTimeout != 60 || p2.Host.ShmSize != 256<<20 || p2.Mount != topology.PatroniDataMount {

@@ -75,6 +75,7 @@ func (d *Docker) Status(ctx context.Context, name string) (ClusterStatus, error)
 	add(topology.RoleObjectStore, kind, "s3", storePorts...)
 	if topo.Guard {
 		add(topology.RoleGuard, topology.GuardNode, "fencing")
+		add(topology.RoleGuard, topology.GuardProxyNode, "engine API filter")
 	}
 
 	for i := range st.Nodes {
@@ -106,8 +107,12 @@ func (d *Docker) Status(ctx context.Context, name string) (ClusterStatus, error)
 			return st, err
 		}
 		st.Guard = &g
-		n := &st.Nodes[len(st.Nodes)-1]
+		n, proxy := &st.Nodes[len(st.Nodes)-2], &st.Nodes[len(st.Nodes)-1]
 		n.Health, n.Healthy = g.Health(), g.Watching
+		if proxy.State == string(container.StateRunning) && g.Watching {
+			// The guard watches through it: it serves.
+			proxy.Health, proxy.Healthy = "serving the guard read-only", true
+		}
 		if n.State == string(container.StateRunning) && !g.Watching {
 			st.Problems = append(st.Problems, fmt.Sprintf("%s: not watching the engine's events (see `docker logs %s`)", g.Container, g.Container))
 		}

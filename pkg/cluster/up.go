@@ -221,8 +221,12 @@ func (u *upRun) buildImages(ctx context.Context) (string, error) {
 		return "", err
 	}
 	socket := ""
-	if g := ByRole(u.specs, topology.RoleGuard); len(g) > 0 {
-		socket = g[0].Host.Mounts[0].Source
+	for _, s := range ByRole(u.specs, topology.RoleGuard) {
+		for _, m := range s.Host.Mounts {
+			if m.Target == guardSocket {
+				socket = m.Source // the proxy's
+			}
+		}
 	}
 	u.specs = Plan(u.topo, u.res.Images, u.sec, u.store, socket)
 	return "", nil
@@ -554,6 +558,7 @@ func (u *upRun) waitGuard(ctx context.Context) (string, error) {
 	if err := <-u.guardStarted; err != nil {
 		return "", err
 	}
+	guardName := u.topo.ContainerName(topology.GuardNode)
 	err := u.d.waitFor(ctx, u.deadline, "the guard to watch the engine's events", names(guardSpecs), func(ctx context.Context) (bool, string) {
 		g, err := u.d.GuardStatus(ctx, u.topo)
 		if err != nil {
@@ -561,5 +566,5 @@ func (u *upRun) waitGuard(ctx context.Context) (string, error) {
 		}
 		return g.Watching, "guard: " + g.Health()
 	})
-	return fmt.Sprintf("Guard %s watching the engine's events", guardSpecs[0].Name), err
+	return fmt.Sprintf("Guard %s watching the engine's events", guardName), err
 }

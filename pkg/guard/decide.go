@@ -9,7 +9,6 @@ package guard
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/docker/docker/api/types/container"
 
@@ -25,8 +24,9 @@ type Container struct {
 	Running    bool                     // true also while paused
 	Paused     bool
 	Restarting bool
-	ExitCode   int
-	OOMKilled  bool
+	// ExitCode is the die event's, or read from the list's status; -1
+	// when unknown.
+	ExitCode int
 }
 
 // LeaderKey is the leader key as read from etcd.
@@ -38,7 +38,7 @@ type LeaderKey struct {
 
 // Facts are everything a decision rests on.
 type Facts struct {
-	Topo      topology.Cluster
+	Config    Config
 	Event     string // die, pause or reconcile
 	Container Container
 	Leader    LeaderKey
@@ -76,13 +76,13 @@ func Decide(f Facts) Verdict {
 		// name may already be starting again.
 		return keep("the container is gone, so its death cannot be confirmed; the lease decides")
 	}
-	if got := c.Labels[topology.LabelCluster]; got != f.Topo.Name {
-		return keep("container %s belongs to cluster %q, not %q", c.Name, got, f.Topo.Name)
+	if got := c.Labels[topology.LabelCluster]; got != f.Config.Cluster {
+		return keep("container %s belongs to cluster %q, not %q", c.Name, got, f.Config.Cluster)
 	}
 	if role := c.Labels[topology.LabelRole]; role != topology.RolePatroni {
 		return keep("container %s has role %q, not %s", c.Name, role, topology.RolePatroni)
 	}
-	if _, ok := f.Topo.PatroniNode(member); !ok || c.Name != f.Topo.ContainerName(member) {
+	if m, ok := f.Config.Members[c.Name]; !ok || m != member {
 		return keep("container %s (node label %q) is not a Patroni node pgha created for this cluster", c.Name, member)
 	}
 	switch {
@@ -109,9 +109,8 @@ func Decide(f Facts) Verdict {
 }
 
 func describeExit(c Container) string {
-	words := []string{fmt.Sprintf("%s (exit code %d", c.Status, c.ExitCode)}
-	if c.OOMKilled {
-		words = append(words, "OOM-killed")
+	if c.ExitCode < 0 {
+		return fmt.Sprintf("%s according to the engine", c.Status)
 	}
-	return strings.Join(words, ", ") + ") according to the engine"
+	return fmt.Sprintf("%s (exit code %d) according to the engine", c.Status, c.ExitCode)
 }

@@ -30,7 +30,7 @@ func TestDecide(t *testing.T) {
 		reason    string
 	}{
 		{"killed primary", EventDie, dead, holds, true, "patroni2 is exited (exit code 137) according to the engine and the leader key still names it"},
-		{"OOM-killed primary", EventDie, with(func(c *Container) { c.OOMKilled = true }), holds, true, "OOM-killed"},
+		{"exit code unknown", EventReconcile, with(func(c *Container) { c.ExitCode = -1 }), holds, true, "patroni2 is exited according to the engine and"},
 		{"dead state", EventDie, with(func(c *Container) { c.Status = "dead" }), holds, true, "revision 42"},
 		{"dead primary found on reconcile", EventReconcile, dead, holds, true, "still names it"},
 		{"a replica died", EventDie, with(func(c *Container) {
@@ -51,7 +51,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			v := Decide(Facts{Topo: topo, Event: tc.event, Container: tc.container, Leader: tc.leader})
+			v := Decide(Facts{Config: ConfigFor(topo), Event: tc.event, Container: tc.container, Leader: tc.leader})
 			if v.Delete != tc.delete || !strings.Contains(v.Reason, tc.reason) {
 				t.Errorf("Decide = delete %v, %q; want delete %v and a reason with %q", v.Delete, v.Reason, tc.delete, tc.reason)
 			}

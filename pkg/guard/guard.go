@@ -5,11 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
@@ -18,10 +17,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Engine is the part of the Docker API the guard uses: events, inspect and list.
+// Engine is the part of the Docker API the guard uses: the event stream and
+// the container list, both filtered on the cluster's label. Its API proxy
+// allows nothing else; in particular no inspect, whose answer carries every
+// container's environment.
 type Engine interface {
 	Events(ctx context.Context, options events.ListOptions) (<-chan events.Message, <-chan error)
-	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 }
 
@@ -29,7 +30,7 @@ type Engine interface {
 type Guard struct {
 	Engine Engine
 	Etcd   clientv3.KV
-	Topo   topology.Cluster
+	Config Config
 	// Log receives one JSON Record per line.
 	Log io.Writer
 	mu  sync.Mutex
@@ -44,13 +45,25 @@ const (
 	attempts = 5
 	// callTimeout bounds every etcd and engine call of a decision.
 	callTimeout = 2 * time.Second
+	// confirmEvery paces asking the container list again after a die
+	// event, up to confirmWait: Docker 20.10 emits die before its post-exit cleanup
+	// and updates the list only after it (a few hundred ms here, seconds
+	// under load).
+	confirmEvery = 20 * time.Millisecond
 )
+
+// confirmWait bounds how long one attempt at a die event waits for the
+// container list to report the container stopped (a variable for tests).
+var confirmWait = callTimeout
 
 // Run watches until ctx ends. A dropped event stream is reopened with
 // backoff; every (re)connection reconciles the current state first.
 func (g *Guard) Run(ctx context.Context) error {
+	if err := g.Config.Validate(); err != nil {
+		return err
+	}
 	g.log(Record{Event: "start", Reason: fmt.Sprintf("guarding cluster %s: leader key %s, Patroni nodes %s",
-		g.Topo.Name, g.leaderKey(), strings.Join(nodeNames(g.Topo), ", "))})
+		g.Config.Cluster, g.leaderKey(), strings.Join(g.Config.memberNames(), ", "))})
 	backoff := minBackoff
 	for {
 		began := time.Now()
@@ -74,13 +87,39 @@ func (g *Guard) Run(ctx context.Context) error {
 
 // eventFilter selects the die and pause events of the cluster's Patroni containers.
 func (g *Guard) eventFilter() filters.Args {
+	f := g.patroniFilter()
+	f.Add("type", string(events.ContainerEventType))
+	f.Add("event", string(events.ActionDie))
+	f.Add("event", string(events.ActionPause))
+	return f
+}
+
+// patroniFilter selects the cluster's Patroni containers by their labels
+// (the proxy insists on the cluster's).
+func (g *Guard) patroniFilter() filters.Args {
 	return filters.NewArgs(
-		filters.Arg("type", string(events.ContainerEventType)),
-		filters.Arg("event", string(events.ActionDie)),
-		filters.Arg("event", string(events.ActionPause)),
-		filters.Arg("label", topology.LabelCluster+"="+g.Topo.Name),
+		filters.Arg("label", topology.LabelCluster+"="+g.Config.Cluster),
 		filters.Arg("label", topology.LabelRole+"="+topology.RolePatroni),
 	)
+}
+
+// event is what an engine event says about a container, from its own
+// attributes.
+type event struct {
+	action string
+	id     string
+	name   string
+	at     time.Time
+	// exitCode is the die event's, -1 when absent.
+	exitCode int
+}
+
+func eventOf(m events.Message) event {
+	ev := event{action: string(m.Action), id: m.Actor.ID, name: m.Actor.Attributes["name"], at: time.Unix(0, m.TimeNano), exitCode: -1}
+	if code, err := strconv.Atoi(m.Actor.Attributes["exitCode"]); err == nil {
+		ev.exitCode = code
+	}
+	return ev
 }
 
 // watch subscribes to the engine's events, reconciles, then handles events
@@ -107,12 +146,12 @@ func (g *Guard) watch(ctx context.Context) error {
 			}
 			return err
 		case m := <-msgs:
-			at := time.Unix(0, m.TimeNano)
-			if at.Before(since) {
-				g.log(Record{Event: string(m.Action), Container: m.Actor.Attributes["name"], Reason: "an event from before the connection: stale, ignored"})
+			ev := eventOf(m)
+			if ev.at.Before(since) {
+				g.log(Record{Event: ev.action, Container: ev.name, Reason: "an event from before the connection: stale, ignored"})
 				continue
 			}
-			g.decide(ctx, string(m.Action), m.Actor.ID, at)
+			g.decide(ctx, ev)
 		}
 	}
 }
@@ -121,9 +160,7 @@ func (g *Guard) watch(ctx context.Context) error {
 // whose container the engine reports dead, it acts as on a die event.
 func (g *Guard) reconcile(ctx context.Context) {
 	lctx, cancel := context.WithTimeout(ctx, callTimeout)
-	list, err := g.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", topology.LabelCluster+"="+g.Topo.Name),
-		filters.Arg("label", topology.LabelRole+"="+topology.RolePatroni))})
+	list, err := g.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: g.patroniFilter()})
 	cancel()
 	if err != nil {
 		g.log(Record{Event: EventReconcile, Action: ActionNone, Outcome: OutcomeFailed, Reason: "listing the cluster's containers: " + err.Error()})
@@ -138,9 +175,11 @@ func (g *Guard) reconcile(ctx context.Context) {
 		g.log(Record{Event: EventReconcile, Action: ActionNone, Outcome: OutcomeLeftAlone, Reason: "no leader key: nothing to do"})
 		return
 	}
+	// The leader's container is the one pgha planned for it, by name: a
+	// container that only carries the same labels is not it.
 	for _, c := range list {
-		if c.Labels[topology.LabelNode] == leader.Value {
-			g.decide(ctx, EventReconcile, c.ID, time.Time{})
+		if m, ok := g.Config.Members[engineName(c)]; ok && m == leader.Value {
+			g.decide(ctx, event{action: EventReconcile, id: c.ID, name: engineName(c), exitCode: -1})
 			return
 		}
 	}
@@ -150,9 +189,9 @@ func (g *Guard) reconcile(ctx context.Context) {
 
 // decide gathers the facts about one container, decides, acts, and logs the
 // decision; it retries when etcd or the engine does not answer.
-func (g *Guard) decide(ctx context.Context, event, id string, at time.Time) {
+func (g *Guard) decide(ctx context.Context, ev event) {
 	for attempt := 1; ; attempt++ {
-		rec, err := g.once(ctx, event, id, at)
+		rec, err := g.once(ctx, ev)
 		if err == nil || attempt == attempts || ctx.Err() != nil {
 			g.log(rec)
 			return
@@ -167,14 +206,14 @@ func (g *Guard) decide(ctx context.Context, event, id string, at time.Time) {
 	}
 }
 
-// once is one decision. The leader key is read before the container is
-// inspected: a member that starts again after the inspection rewrites the
-// key (a new lease), which changes its revision, so the delete's comparison
+// once is one decision. The leader key is read before the container's state
+// is: a member that starts again after the state was read rewrites the key
+// (a new lease), which changes its revision, so the delete's comparison
 // fails instead of removing a live member's key.
-func (g *Guard) once(ctx context.Context, event, id string, at time.Time) (Record, error) {
-	rec := Record{Event: event, Action: ActionNone}
-	if !at.IsZero() {
-		rec.EventTime = &at
+func (g *Guard) once(ctx context.Context, ev event) (Record, error) {
+	rec := Record{Event: ev.action, Container: ev.name, Action: ActionNone}
+	if !ev.at.IsZero() {
+		rec.EventTime = &ev.at
 	}
 	fail := func(what string, err error) (Record, error) {
 		rec.Outcome, rec.Reason = OutcomeFailed, what+": "+err.Error()
@@ -184,21 +223,16 @@ func (g *Guard) once(ctx context.Context, event, id string, at time.Time) (Recor
 	if err != nil {
 		return fail("reading the leader key", err)
 	}
-	ictx, cancel := context.WithTimeout(ctx, callTimeout)
 	asked := time.Now()
-	info, err := g.Engine.ContainerInspect(ictx, id)
-	cancel()
+	c, err := g.state(ctx, ev)
 	rec.ConfirmMs = ms(time.Since(asked))
-	c := Container{}
-	switch {
-	case cerrdefs.IsNotFound(err):
-	case err != nil:
-		return fail("inspecting container "+shortID(id), err)
-	default:
-		c = containerFacts(info)
+	if err != nil {
+		return fail("listing container "+shortID(ev.id)+" ("+ev.name+")", err)
 	}
-	rec.Container = c.Name
-	v := Decide(Facts{Topo: g.Topo, Event: event, Container: c, Leader: leader})
+	if c.Name != "" {
+		rec.Container = c.Name
+	}
+	v := Decide(Facts{Config: g.Config, Event: ev.action, Container: c, Leader: leader})
 	rec.Member, rec.Reason = v.Member, v.Reason
 	if !v.Delete {
 		rec.Outcome = OutcomeLeftAlone
@@ -206,8 +240,8 @@ func (g *Guard) once(ctx context.Context, event, id string, at time.Time) (Recor
 	}
 	rec.Action = ActionDelete
 	deleted, err := g.compareAndDelete(ctx, leader)
-	if !at.IsZero() {
-		rec.DecisionMs = ms(time.Since(at))
+	if !ev.at.IsZero() {
+		rec.DecisionMs = ms(time.Since(ev.at))
 	}
 	switch {
 	case err != nil:
@@ -221,7 +255,44 @@ func (g *Guard) once(ctx context.Context, event, id string, at time.Time) (Recor
 	return rec, nil
 }
 
-func (g *Guard) leaderKey() string { return g.Topo.KeyPrefix() + "leader" }
+// state is the engine's word on the event's container, from the container
+// list (no inspect: the proxy refuses it). After a die event it asks again
+// until the list no longer says running: the engine emits die before it
+// updates the list. Still running after confirmWait is an error, so that
+// the decision is tried again (a container started again meanwhile stays
+// running, and its key is never touched).
+func (g *Guard) state(ctx context.Context, ev event) (Container, error) {
+	f := g.patroniFilter()
+	f.Add("id", ev.id)
+	deadline := time.Now().Add(confirmWait)
+	for {
+		lctx, cancel := context.WithTimeout(ctx, callTimeout)
+		list, err := g.Engine.ContainerList(lctx, container.ListOptions{All: true, Filters: f})
+		cancel()
+		if err != nil {
+			return Container{}, err
+		}
+		c := Container{ExitCode: ev.exitCode}
+		for _, s := range list {
+			if s.ID == ev.id {
+				c = containerFacts(s, ev.exitCode)
+			}
+		}
+		if ev.action != EventDie || !c.Running || c.Paused {
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			return c, fmt.Errorf("the engine still lists it %s %s after its die event", c.Status, confirmWait)
+		}
+		select {
+		case <-time.After(confirmEvery):
+		case <-ctx.Done():
+			return c, ctx.Err()
+		}
+	}
+}
+
+func (g *Guard) leaderKey() string { return g.Config.LeaderKey }
 
 // readLeader reads the leader key with its revision.
 func (g *Guard) readLeader(ctx context.Context) (LeaderKey, error) {
@@ -254,16 +325,33 @@ func (g *Guard) compareAndDelete(ctx context.Context, k LeaderKey) (bool, error)
 	return resp.Succeeded, nil
 }
 
-func containerFacts(info container.InspectResponse) Container {
-	c := Container{Found: true, Name: strings.TrimPrefix(info.Name, "/")}
-	if info.Config != nil {
-		c.Labels = info.Config.Labels
-	}
-	if st := info.State; st != nil {
-		c.Status, c.Running, c.Paused, c.Restarting = st.Status, st.Running, st.Paused, st.Restarting
-		c.ExitCode, c.OOMKilled = st.ExitCode, st.OOMKilled
+// containerFacts reads a list entry. The list has no exit code: it is the
+// die event's, or the one in the list's status ("Exited (137) 2 seconds ago").
+func containerFacts(s container.Summary, exitCode int) Container {
+	st := s.State
+	c := Container{Found: true, Name: engineName(s), Labels: s.Labels, Status: st, ExitCode: exitCode,
+		Running: st == container.StateRunning || st == container.StatePaused || st == container.StateRestarting,
+		Paused:  st == container.StatePaused, Restarting: st == container.StateRestarting}
+	if exitCode < 0 {
+		c.ExitCode = statusExitCode(s.Status)
 	}
 	return c
+}
+
+// statusExitCode is the code in an "Exited (137) ..." status, -1 when none.
+func statusExitCode(status string) int {
+	var code int
+	if _, err := fmt.Sscanf(status, "Exited (%d)", &code); err != nil {
+		return -1
+	}
+	return code
+}
+
+func engineName(s container.Summary) string {
+	if len(s.Names) == 0 {
+		return ""
+	}
+	return strings.TrimPrefix(s.Names[0], "/")
 }
 
 func (g *Guard) log(r Record) {
@@ -282,11 +370,3 @@ func timestamp(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.N
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func shortID(id string) string { return id[:min(12, len(id))] }
-
-func nodeNames(topo topology.Cluster) []string {
-	var out []string
-	for _, n := range topo.Patroni {
-		out = append(out, n.Name)
-	}
-	return out
-}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -130,10 +131,13 @@ func guardOn(t *testing.T, state container.ContainerState, streams ...enginetest
 			Labels: map[string]string{topology.LabelCluster: "lab", topology.LabelRole: topology.RolePatroni, topology.LabelNode: n.Name}})
 	}
 	e.EventStreams = streams
+	// A container with the cluster's labels that pgha did not plan.
+	e.AddContainer(enginetest.Container{Name: "impostor", State: container.StateExited, ExitCode: 137,
+		Labels: map[string]string{topology.LabelCluster: "lab", topology.LabelRole: topology.RolePatroni, topology.LabelNode: "patroni2"}})
 	k := newKV()
 	k.put(topo.KeyPrefix()+"leader", "patroni2")
 	log := &logBuffer{}
-	return &Guard{Engine: e, Etcd: k, Topo: topo, Log: log}, e, k, log
+	return &Guard{Engine: e, Etcd: k, Config: ConfigFor(topo), Log: log}, e, k, log
 }
 
 // run runs the guard until cond holds (or 5 s), then stops it.
@@ -165,7 +169,7 @@ func find(recs []Record, event, outcome string) *Record {
 // dead member goes.
 func TestReconcileDeletesADeadLeadersKey(t *testing.T) {
 	g, _, k, log := guardOn(t, container.StateExited)
-	key := g.Topo.KeyPrefix() + "leader"
+	key := g.Config.LeaderKey
 	run(t, g, func() bool { _, ok := k.value(key); return !ok })
 	if _, ok := k.value(key); ok {
 		t.Fatal("the dead leader's key is still there")
@@ -182,7 +186,7 @@ func TestReconcileLeavesALiveLeader(t *testing.T) {
 	e.Containers["lab-patroni1"].State = container.StateExited
 	msgs <- events.Message{Action: events.ActionDie, Actor: events.Actor{ID: e.Containers["lab-patroni1"].ID}, TimeNano: time.Now().Add(time.Second).UnixNano()}
 	run(t, g, func() bool { return find(log.records(), EventDie, "") != nil })
-	if v, ok := k.value(g.Topo.KeyPrefix() + "leader"); !ok || v != "patroni2" {
+	if v, ok := k.value(g.Config.LeaderKey); !ok || v != "patroni2" {
 		t.Errorf("leader key %q %v", v, ok)
 	}
 	if r := find(log.records(), EventDie, OutcomeLeftAlone); r == nil || r.Member != "patroni1" {
@@ -203,7 +207,7 @@ func TestStaleEventIsIgnored(t *testing.T) {
 	if r := find(log.records(), "die", ""); r == nil || r.Reason != "an event from before the connection: stale, ignored" {
 		t.Errorf("stale event: %+v", log.records())
 	}
-	if _, ok := k.value(g.Topo.KeyPrefix() + "leader"); !ok {
+	if _, ok := k.value(g.Config.LeaderKey); !ok {
 		t.Error("the leader key went on a stale event")
 	}
 }
@@ -239,7 +243,7 @@ func TestReconnectsAfterTheStreamDrops(t *testing.T) {
 	if reconciles < 2 || !e.Called("events") {
 		t.Errorf("%d reconciliations for two connections", reconciles)
 	}
-	if _, ok := k.value(g.Topo.KeyPrefix() + "leader"); !ok {
+	if _, ok := k.value(g.Config.LeaderKey); !ok {
 		t.Error("a live leader's key went")
 	}
 }
@@ -249,7 +253,7 @@ func TestReconnectsAfterTheStreamDrops(t *testing.T) {
 func TestDieEventDeletesWithCompare(t *testing.T) {
 	msgs := make(chan events.Message, 1)
 	g, e, k, log := guardOn(t, container.StateRunning, enginetest.EventStream{Msgs: msgs, Errs: make(chan error)})
-	key := g.Topo.KeyPrefix() + "leader"
+	key := g.Config.LeaderKey
 	reconciled := false
 	run(t, g, func() bool {
 		if !reconciled && find(log.records(), EventReconcile, "") != nil {
@@ -272,5 +276,85 @@ func TestDieEventDeletesWithCompare(t *testing.T) {
 	}
 	if v, ok := k.value(key); !ok || v != "patroni2" {
 		t.Error("the rewritten key went")
+	}
+}
+
+// Docker 20.10 emits die before it updates the container list: the guard
+// asks again until the list confirms the exit, then deletes.
+func TestDieEventWaitsForTheListToConfirm(t *testing.T) {
+	msgs := make(chan events.Message, 1)
+	g, e, k, log := guardOn(t, container.StateRunning, enginetest.EventStream{Msgs: msgs, Errs: make(chan error)})
+	id := e.Containers["lab-patroni2"].ID
+	reconciled := false
+	run(t, g, func() bool {
+		if !reconciled && find(log.records(), EventReconcile, "") != nil {
+			reconciled = true
+			msgs <- events.Message{Action: events.ActionDie, TimeNano: time.Now().UnixNano(),
+				Actor: events.Actor{ID: id, Attributes: map[string]string{"name": "lab-patroni2", "exitCode": "137"}}}
+			go func() {
+				time.Sleep(150 * time.Millisecond)
+				_ = e.ContainerKill(context.Background(), id, "KILL") // the list catches up
+			}()
+		}
+		_, ok := k.value(g.Config.LeaderKey)
+		return !ok
+	})
+	r := find(log.records(), EventDie, OutcomeDeleted)
+	if r == nil || r.ConfirmMs < 100 || !strings.Contains(r.Reason, "exit code 137") || r.Container != "lab-patroni2" {
+		t.Fatalf("die decision: %+v", log.records())
+	}
+}
+
+// A die event of a container that carries the cluster's labels but is not
+// one pgha planned leaves the key alone.
+func TestImpostorsDeathIsIgnored(t *testing.T) {
+	msgs := make(chan events.Message, 1)
+	g, e, k, log := guardOn(t, container.StateRunning, enginetest.EventStream{Msgs: msgs, Errs: make(chan error)})
+	msgs <- events.Message{Action: events.ActionDie, TimeNano: time.Now().Add(time.Second).UnixNano(),
+		Actor: events.Actor{ID: e.Containers["impostor"].ID, Attributes: map[string]string{"name": "impostor", "exitCode": "137"}}}
+	run(t, g, func() bool { return find(log.records(), EventDie, "") != nil })
+	if r := find(log.records(), EventDie, OutcomeLeftAlone); r == nil || !strings.Contains(r.Reason, "not a Patroni node pgha created") {
+		t.Errorf("impostor: %+v", log.records())
+	}
+	if _, ok := k.value(g.Config.LeaderKey); !ok {
+		t.Error("the leader key went on an impostor's death")
+	}
+}
+
+func TestStatusExitCode(t *testing.T) {
+	for status, want := range map[string]int{"Exited (137) 2 seconds ago": 137, "Exited (0) About a minute ago": 0, "Up 3 minutes": -1, "": -1, "Created": -1} {
+		if got := statusExitCode(status); got != want {
+			t.Errorf("statusExitCode(%q) = %d, want %d", status, got, want)
+		}
+	}
+}
+
+// A die event whose container the list keeps reporting running (started
+// again, say) never deletes the key: each attempt says why, and the last
+// one is a failure left to the lease.
+func TestDieEventOfAContainerStillRunning(t *testing.T) {
+	defer func(w time.Duration) { confirmWait = w }(confirmWait)
+	confirmWait = 50 * time.Millisecond
+	msgs := make(chan events.Message, 1)
+	g, e, k, log := guardOn(t, container.StateRunning, enginetest.EventStream{Msgs: msgs, Errs: make(chan error)})
+	msgs <- events.Message{Action: events.ActionDie, TimeNano: time.Now().Add(time.Second).UnixNano(),
+		Actor: events.Actor{ID: e.Containers["lab-patroni2"].ID, Attributes: map[string]string{"name": "lab-patroni2", "exitCode": "137"}}}
+	run(t, g, func() bool {
+		return find(log.records(), EventDie, OutcomeFailed) != nil && len(log.records()) >= 3+attempts
+	})
+	fails := 0
+	for _, r := range log.records() {
+		if r.Event == EventDie && r.Outcome == OutcomeFailed {
+			fails++
+			if !strings.Contains(r.Reason, "still lists it running") {
+				t.Errorf("reason %q", r.Reason)
+			}
+		}
+	}
+	if fails != attempts {
+		t.Errorf("%d failed attempts, want %d: %+v", fails, attempts, log.records())
+	}
+	if _, ok := k.value(g.Config.LeaderKey); !ok {
+		t.Error("the key of a member the engine lists running went")
 	}
 }

@@ -24,8 +24,9 @@ type Record struct {
 	// EventTime is the engine's time of the event decided on.
 	EventTime *time.Time `json:"eventTime,omitempty"`
 	// DecisionMs is from the engine's event to the leader key deleted;
-	// ConfirmMs of it is the engine's answer to the inspection (Docker 20.10
-	// emits die before its post-exit cleanup and answers only after it).
+	// ConfirmMs of it is the wait for the container list to confirm the
+	// exit (Docker 20.10 emits die before its post-exit cleanup and updates
+	// the list only after it).
 	DecisionMs float64 `json:"decisionMs,omitempty"`
 	ConfirmMs  float64 `json:"confirmMs,omitempty"`
 }

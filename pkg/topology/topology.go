@@ -41,6 +41,10 @@ const (
 // and its host name on the cluster network.
 const GuardNode = "guard"
 
+// GuardProxyNode is the guard's engine API proxy: the only container of the
+// guard's with the engine's socket.
+const GuardProxyNode = "guard-proxy"
+
 // Container ports, the same in every cluster; only host ports differ.
 const (
 	EtcdClientPort = 2379

@@ -50,6 +50,7 @@ var reservedNodeNames = map[string]string{
 	StoreVersityGW:   "the object store",
 	ObjectStoreAlias: "the object store's alias",
 	GuardNode:        "the guard",
+	GuardProxyNode:   "the guard's API proxy",
 }
 
 // Validate checks the whole topology and reports every problem at once.

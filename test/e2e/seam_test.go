@@ -74,14 +74,14 @@ func TestContextsAndGoInstall(t *testing.T) {
 	if !strings.Contains(r.stderr, "linked against the C library") || !strings.Contains(r.stderr, "watching the engine's events") {
 		t.Errorf("the guard from a cgo build:\n%s", r.stderr)
 	}
-	// The guard mounts the engine's socket by its real path, not the link.
-	info, err := docker.ContainerInspect(context.Background(), c.name+"-guard")
+	// The guard's API proxy mounts the engine's socket by its real path, not the link.
+	info, err := docker.ContainerInspect(context.Background(), c.name+"-"+topology.GuardProxyNode)
 	if err != nil {
 		t.Fatal(err)
 	}
 	real, _ := filepath.EvalSymlinks("/var/run/docker.sock")
-	if m := info.HostConfig.Mounts; len(m) != 1 || m[0].Source != real {
-		t.Errorf("guard mounts %+v", m)
+	if m := info.HostConfig.Mounts; len(m) != 2 || m[0].Source != real {
+		t.Errorf("guard proxy mounts %+v", m)
 	}
 	if r := runCtx(nil, "--context", "pgha-e2e", "verify", "--name", c.name); r.code != 0 {
 		t.Errorf("pgha --context pgha-e2e verify: %s", r)

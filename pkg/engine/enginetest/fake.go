@@ -148,6 +148,9 @@ func (e *Engine) ContainerList(_ context.Context, o container.ListOptions) ([]co
 		}
 		s := container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Image: c.Image, Labels: c.Labels, State: c.State,
 			NetworkSettings: &container.NetworkSettingsSummary{Networks: map[string]*network.EndpointSettings{}}}
+		if c.State == container.StateExited {
+			s.Status = fmt.Sprintf("Exited (%d) 1 second ago", c.ExitCode) // the engine's words
+		}
 		for n, ip := range c.Networks {
 			s.NetworkSettings.Networks[n] = &network.EndpointSettings{IPAddress: ip}
 		}
