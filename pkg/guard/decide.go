@@ -27,6 +27,8 @@ type Container struct {
 	// ExitCode is the die event's, or read from the list's status; -1
 	// when unknown.
 	ExitCode int
+	// ByDieEvent: the exit is the die event's word, the list still lagging.
+	ByDieEvent bool
 }
 
 // LeaderKey is the leader key as read from etcd.
@@ -109,8 +111,12 @@ func Decide(f Facts) Verdict {
 }
 
 func describeExit(c Container) string {
-	if c.ExitCode < 0 {
-		return fmt.Sprintf("%s according to the engine", c.Status)
+	source := "the engine"
+	if c.ByDieEvent {
+		source = "the engine's die event"
 	}
-	return fmt.Sprintf("%s (exit code %d) according to the engine", c.Status, c.ExitCode)
+	if c.ExitCode < 0 {
+		return fmt.Sprintf("%s according to %s", c.Status, source)
+	}
+	return fmt.Sprintf("%s (exit code %d) according to %s", c.Status, c.ExitCode, source)
 }

@@ -282,6 +282,8 @@ func TestDieEventDeletesWithCompare(t *testing.T) {
 // Docker 20.10 emits die before it updates the container list: the guard
 // asks again until the list confirms the exit, then deletes.
 func TestDieEventWaitsForTheListToConfirm(t *testing.T) {
+	defer func(w time.Duration) { dieTrustWindow = w }(dieTrustWindow)
+	dieTrustWindow = 0 // an old event: the list must agree
 	msgs := make(chan events.Message, 1)
 	g, e, k, log := guardOn(t, container.StateRunning, enginetest.EventStream{Msgs: msgs, Errs: make(chan error)})
 	id := e.Containers["lab-patroni2"].ID
@@ -333,8 +335,8 @@ func TestStatusExitCode(t *testing.T) {
 // again, say) never deletes the key: each attempt says why, and the last
 // one is a failure left to the lease.
 func TestDieEventOfAContainerStillRunning(t *testing.T) {
-	defer func(w time.Duration) { confirmWait = w }(confirmWait)
-	confirmWait = 50 * time.Millisecond
+	defer func(w, d time.Duration) { confirmWait, dieTrustWindow = w, d }(confirmWait, dieTrustWindow)
+	confirmWait, dieTrustWindow = 50*time.Millisecond, 0
 	msgs := make(chan events.Message, 1)
 	g, e, k, log := guardOn(t, container.StateRunning, enginetest.EventStream{Msgs: msgs, Errs: make(chan error)})
 	msgs <- events.Message{Action: events.ActionDie, TimeNano: time.Now().Add(time.Second).UnixNano(),
@@ -356,5 +358,27 @@ func TestDieEventOfAContainerStillRunning(t *testing.T) {
 	}
 	if _, ok := k.value(g.Config.LeaderKey); !ok {
 		t.Error("the key of a member the engine lists running went")
+	}
+}
+
+// A fresh die event is enough on its own: the key goes at once although the
+// list still says running (it lags the event by the engine's cleanup).
+func TestFreshDieEventIsTrusted(t *testing.T) {
+	msgs := make(chan events.Message, 1)
+	g, e, k, log := guardOn(t, container.StateRunning, enginetest.EventStream{Msgs: msgs, Errs: make(chan error)})
+	id := e.Containers["lab-patroni2"].ID
+	reconciled := false
+	run(t, g, func() bool {
+		if !reconciled && find(log.records(), EventReconcile, "") != nil {
+			reconciled = true
+			msgs <- events.Message{Action: events.ActionDie, TimeNano: time.Now().UnixNano(),
+				Actor: events.Actor{ID: id, Attributes: map[string]string{"name": "lab-patroni2", "exitCode": "137"}}}
+		}
+		_, ok := k.value(g.Config.LeaderKey)
+		return !ok
+	})
+	r := find(log.records(), EventDie, OutcomeDeleted)
+	if r == nil || r.ConfirmMs > 100 || !strings.Contains(r.Reason, "exit code 137) according to the engine's die event") {
+		t.Fatalf("die decision: %+v", log.records())
 	}
 }
