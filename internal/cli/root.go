@@ -79,7 +79,11 @@ func (a *app) run(ctx context.Context, args []string) int {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
-		fmt.Fprintln(a.stderr, "interrupted: run the same command again to complete, or `pgha down` to clean up")
+		cleanup := "`pgha down`"
+		if len(args) > 0 && args[0] == "hosts" {
+			cleanup = "`pgha hosts delete`"
+		}
+		fmt.Fprintf(a.stderr, "interrupted: run the same command again to complete, or %s to clean up\n", cleanup)
 		return exitInterrupted
 	case errors.As(err, new(usageError)):
 		fmt.Fprintf(a.stderr, "error: %v\n", err)
