@@ -1,9 +1,14 @@
 package cli
 
 import (
+	"context"
+	"time"
+
 	"github.com/pgha/pgha/pkg/clients"
 	"github.com/pgha/pgha/pkg/guard"
+	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // newGuardCommand is the fencing guard's main process, run inside the
@@ -21,8 +26,9 @@ func (a *app) newGuardCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// etcd through the cluster network, under the members' host names.
-			etcd, err := clients.NewEtcd(topo.EtcdEndpointsInternal())
+			// etcd through the cluster network, under the members' host names,
+			// as the guard's own user (credentials and CA copied in as files).
+			etcd, err := guardEtcd(ctx, topo)
 			if err != nil {
 				return err
 			}
@@ -34,4 +40,26 @@ func (a *app) newGuardCommand() *cobra.Command {
 	cmd.Flags().StringVar(&name, "cluster", "", "the cluster to guard")
 	_ = cmd.MarkFlagRequired("cluster")
 	return cmd
+}
+
+// guardEtcd logs in to etcd as the guard. Logging in needs a member that
+// answers: it retries for a while rather than exit on a slow start.
+func guardEtcd(ctx context.Context, topo topology.Cluster) (*clientv3.Client, error) {
+	var urls []string
+	for _, e := range topo.Etcd {
+		urls = append(urls, topology.EtcdURL(e.Name, topology.EtcdClientPort))
+	}
+	var err error
+	for range 30 {
+		var cli *clientv3.Client
+		if cli, err = clients.EtcdFromFiles(urls, topology.GuardCAFile, topology.GuardEtcdUserFile); err == nil {
+			return cli, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return nil, err
 }

@@ -90,8 +90,10 @@ func (u *upRun) steps() []progress.Named {
 		{Run: u.rejoinCutOff},
 		{Run: u.startFirst},
 		{Title: fmt.Sprintf("Waiting for etcd (%s)", strings.Join(u.topo.ContainerNames(u.topo.EtcdNames()), ", ")), Run: u.waitEtcd},
+		{Title: "Enabling etcd authentication", Run: u.enableEtcdAuth},
 		{Run: u.startGuard, Skip: noGuard},
 		{Title: "Waiting for the object store", Run: u.waitObjectStore},
+		{Title: "Giving pgBackRest its own S3 account", Run: u.pgBackRestS3User, Skip: func() bool { return u.res.Images.ObjectStore.Kind == topology.StoreMinIO }},
 		{Run: u.checkInitialized},
 		{Title: fmt.Sprintf("Bootstrapping %s as the primary", u.topo.ContainerName(u.topo.BootstrapLeader)), Run: u.bootstrapLeader, Skip: u.notBootstrap},
 		// Patroni's post_bootstrap made the stanza before the leader took its
@@ -162,6 +164,9 @@ func (u *upRun) observe(ctx context.Context) (string, error) {
 	if u.sec, err = store.Ensure(hosts); err != nil {
 		return "", err
 	}
+	if err := store.EnsureEtcdTLS(etcdHosts(u.topo, u.d.Engine.Endpoint.PublishHost)); err != nil {
+		return "", err
+	}
 	u.specs = Plan(u.topo, u.res.Images, u.sec, store, socket)
 	if err := u.d.replaceOldGuard(ctx, u.topo, u.res.Images.Guard, u.existing); err != nil {
 		return "", err
@@ -190,7 +195,11 @@ func (u *upRun) observe(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("inspecting volume %s: %w", s.Volume, err)
 		}
 	}
-	u.access = u.d.Access(u.topo, clients.FromSecrets(u.sec, nil, ""))
+	ca, err := store.CertPool()
+	if err != nil {
+		return "", err
+	}
+	u.access = u.d.Access(u.topo, clients.FromSecrets(u.sec, ca, store.CAPath()))
 	return "", nil
 }
 
@@ -370,14 +379,17 @@ func (u *upRun) startFirst(ctx context.Context) (string, error) {
 
 func (u *upRun) waitEtcd(ctx context.Context) (string, error) {
 	etcdSpecs := ByRole(u.specs, topology.RoleEtcd)
-	etcd, err := u.access.Etcd()
-	if err != nil {
-		return "", err
-	}
-	u.etcd = etcd
-	err = u.d.waitFor(ctx, u.deadline, "etcd to be healthy", names(etcdSpecs), func(ctx context.Context) (bool, string) {
+	err := u.d.waitFor(ctx, u.deadline, "etcd to be healthy", names(etcdSpecs), func(ctx context.Context) (bool, string) {
+		// The client logs in when it is made, which needs a member that answers.
+		if u.etcd == nil {
+			etcd, err := u.access.Etcd()
+			if err != nil {
+				return false, err.Error()
+			}
+			u.etcd = etcd
+		}
 		var bad []string
-		for _, m := range clients.EtcdStatus(ctx, etcd) {
+		for _, m := range clients.EtcdStatus(ctx, u.etcd) {
 			if m.Err != nil {
 				bad = append(bad, m.Endpoint)
 			}
@@ -396,11 +408,6 @@ func (u *upRun) startGuard(ctx context.Context) (string, error) {
 }
 
 func (u *upRun) waitObjectStore(ctx context.Context) (string, error) {
-	ca, err := u.store.CertPool()
-	if err != nil {
-		return "", err
-	}
-	u.access.Creds.CA = ca
 	s3, err := u.access.S3()
 	if err != nil {
 		return "", err
