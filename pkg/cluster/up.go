@@ -341,7 +341,15 @@ func (u *upRun) start(ctx context.Context, s Spec) error {
 		if err != nil {
 			return fmt.Errorf("preparing files for %s: %w", s.Name, err)
 		}
-		if err := u.d.Engine.CopyFiles(ctx, s.Name, files); err != nil {
+		dir := "/"
+		if s.Host.ReadonlyRootfs {
+			// Only its volume takes files: names relative to its mount.
+			dir = s.Mount
+			for i := range files {
+				files[i].Name = strings.TrimPrefix(files[i].Name, s.Mount+"/")
+			}
+		}
+		if err := u.d.Engine.CopyFilesTo(ctx, s.Name, dir, files); err != nil {
 			return err
 		}
 	}
