@@ -91,6 +91,7 @@ func (u *upRun) steps() []progress.Named {
 		{Run: u.startFirst},
 		{Title: fmt.Sprintf("Waiting for etcd (%s)", strings.Join(u.topo.ContainerNames(u.topo.EtcdNames()), ", ")), Run: u.waitEtcd},
 		{Title: "Enabling etcd authentication", Run: u.enableEtcdAuth},
+		{Run: u.startFreshLeader, Skip: func() bool { return !u.fresh }},
 		{Run: u.startGuard, Skip: noGuard},
 		{Title: "Waiting for the object store", Run: u.waitObjectStore},
 		{Title: "Giving pgBackRest its own S3 account", Run: u.pgBackRestS3User, Skip: func() bool { return u.res.Images.ObjectStore.Kind == topology.StoreMinIO }},
@@ -376,13 +377,17 @@ func (u *upRun) startAll(ctx context.Context, ss []Spec) error {
 }
 
 // startFirst starts etcd and the object store (the primary archives WAL to
-// it from its first minute), and a new cluster's bootstrap leader too.
+// it from its first minute).
 func (u *upRun) startFirst(ctx context.Context) (string, error) {
-	first := append(ByRole(u.specs, topology.RoleEtcd), ByRole(u.specs, topology.RoleObjectStore)...)
-	if u.fresh {
-		first = append(first, specByNode(u.specs, u.topo.BootstrapLeader))
-	}
-	return "", u.startAll(ctx, first)
+	return "", u.startAll(ctx, append(ByRole(u.specs, topology.RoleEtcd), ByRole(u.specs, topology.RoleObjectStore)...))
+}
+
+// startFreshLeader starts a new cluster's bootstrap leader as soon as etcd
+// requires logins, while the object store comes up. Started with etcd, its
+// Patroni would log in while authentication was being turned on, and wait
+// 5 s ("waiting on etcd") before trying again.
+func (u *upRun) startFreshLeader(ctx context.Context) (string, error) {
+	return "", u.start(ctx, specByNode(u.specs, u.topo.BootstrapLeader))
 }
 
 func (u *upRun) waitEtcd(ctx context.Context) (string, error) {
