@@ -25,16 +25,16 @@ func baselineScript(dir string, topo topology.Cluster, etcdImage, patroniImage s
 	for _, e := range topo.Etcd {
 		name := topo.ContainerName(e.Name)
 		fmt.Fprintf(&b, "docker run -d --name %s --hostname %s --network %s --network-alias %s -p 127.0.0.1:%d:2379 -v %s:/var/lib/etcd %s %s >/dev/null\n",
-			name, e.Name, net, e.Name, e.ClientPort, topo.VolumeName(e.Name), etcdImage, strings.Join(topo.EtcdCommand(e), " "))
+			name, e.Name, net, e.Name, e.ClientPort, topo.VolumeName(e.Name), etcdImage, strings.Join(plainEtcd(topo.EtcdCommand(e)), " "))
 		fmt.Fprintf(&c, "docker rm -f %s >/dev/null 2>&1; docker volume rm %s >/dev/null 2>&1\n", name, topo.VolumeName(e.Name))
 	}
-	fmt.Fprintf(&b, "until docker exec %s etcdctl endpoint health --cluster >/dev/null 2>&1; do sleep 0.1; done\n", topo.ContainerName(topo.Etcd[0].Name))
+	fmt.Fprintf(&b, "until docker exec %s etcdctl --endpoints http://127.0.0.1:2379 endpoint health --cluster >/dev/null 2>&1; do sleep 0.1; done\n", topo.ContainerName(topo.Etcd[0].Name))
 	pw := []string{"-e PATRONI_SUPERUSER_USERNAME=postgres", "-e PATRONI_SUPERUSER_PASSWORD=" + secrets.Random(24),
 		"-e PATRONI_REPLICATION_USERNAME=replicator", "-e PATRONI_REPLICATION_PASSWORD=" + secrets.Random(24),
 		"-e PATRONI_RESTAPI_USERNAME=patroni", "-e PATRONI_RESTAPI_PASSWORD=" + secrets.Random(24)}
 	run := func(n topology.PGNode) {
 		file := filepath.Join(dir, n.Name+".yml")
-		_ = os.WriteFile(file, []byte(topo.PatroniConfig(n)), 0o600)
+		_ = os.WriteFile(file, []byte(plainPatroni(topo.PatroniConfig(n))), 0o600)
 		name := topo.ContainerName(n.Name)
 		fmt.Fprintf(&b, "docker run -d --name %s --hostname %s --network %s --network-alias %s --shm-size 256m --stop-timeout 60 -p 127.0.0.1:%d:5432 -p 127.0.0.1:%d:8008 -v %s:/var/lib/postgresql/pgha -e PGHA_PATRONI_YML=\"$(cat %s)\" %s %s >/dev/null\n",
 			name, n.Name, net, n.Name, n.PGPort, n.RESTPort, topo.VolumeName(n.Name), file, strings.Join(pw, " "), patroniImage)
@@ -80,4 +80,33 @@ func timeBaseline(topo topology.Cluster, etcdImage, patroniImage string) (float6
 		return d, fmt.Errorf("baseline: %v\n%s", err, out)
 	}
 	return d, nil
+}
+
+// The by-hand stack is the guide's: etcd without TLS or logins. plainEtcd
+// drops pgha's TLS flags from a member's command, plainPatroni the matching
+// etcd3 settings from Patroni's configuration.
+func plainEtcd(cmd []string) []string {
+	var out []string
+	for i := 0; i < len(cmd); i++ {
+		switch cmd[i] {
+		case "--cert-file", "--key-file", "--peer-cert-file", "--peer-key-file", "--peer-trusted-ca-file":
+			i++
+		case "--peer-client-cert-auth":
+		default:
+			out = append(out, strings.ReplaceAll(cmd[i], "https://", "http://"))
+		}
+	}
+	return out
+}
+
+func plainPatroni(yml string) string {
+	var keep []string
+	for _, l := range strings.Split(yml, "\n") {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "cacert:") || strings.HasPrefix(t, "username: "+topology.EtcdPatroniUser) && strings.HasPrefix(l, "    ") {
+			continue
+		}
+		keep = append(keep, strings.Replace(l, "protocol: https", "protocol: http", 1))
+	}
+	return strings.Join(keep, "\n")
 }

@@ -36,6 +36,9 @@ func (a *app) newEnvCommand() *cobra.Command {
 				{"DATABASE_URL", acc.MultiHostURL()},
 				{"ETCDCTL_API", "3"},
 				{"ETCDCTL_ENDPOINTS", strings.Join(acc.EtcdEndpoints(), ",")},
+				// etcd serves TLS from the cluster's CA and requires a login: pgha's own user.
+				{"ETCDCTL_CACERT", acc.Creds.CAFile},
+				{"ETCDCTL_USER", acc.Creds.EtcdUser + ":" + acc.Creds.EtcdPassword},
 				{"PGHA_REST_USER", topology.RESTUser},
 				{"PGHA_REST_PASSWORD", acc.Creds.RESTPassword},
 				{"AWS_ACCESS_KEY_ID", acc.Creds.S3AccessKey},

@@ -15,6 +15,7 @@ import (
 	"github.com/pgha/pgha/pkg/guard/apiproxy"
 	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // newGuardCommand is the fencing guard's main process, run inside the
@@ -39,8 +40,9 @@ func (a *app) newGuardCommand() *cobra.Command {
 			}
 			defer api.Close()
 			waitForProxy(ctx, api)
-			// etcd through the cluster network, under the members' host names.
-			etcd, err := clients.NewEtcd(topo.EtcdEndpointsInternal())
+			// etcd through the cluster network, under the members' host names,
+			// as the guard's own user (credentials and CA copied in as files).
+			etcd, err := guardEtcd(ctx, topo)
 			if err != nil {
 				return err
 			}
@@ -150,4 +152,26 @@ func guardAPI(ctx context.Context, out io.Writer, socket, method, path string, b
 		return fmt.Errorf("%s %s: %s", req.Method, path, resp.Status)
 	}
 	return nil
+}
+
+// guardEtcd logs in to etcd as the guard. Logging in needs a member that
+// answers: it retries for a while rather than exit on a slow start.
+func guardEtcd(ctx context.Context, topo topology.Cluster) (*clientv3.Client, error) {
+	var urls []string
+	for _, e := range topo.Etcd {
+		urls = append(urls, topology.EtcdURL(e.Name, topology.EtcdClientPort))
+	}
+	var err error
+	for range 30 {
+		var cli *clientv3.Client
+		if cli, err = clients.EtcdFromFiles(urls, topology.GuardCAFile, topology.GuardEtcdUserFile); err == nil {
+			return cli, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return nil, err
 }

@@ -22,7 +22,10 @@ type Credentials struct {
 	RESTPassword      string
 	S3AccessKey       string
 	S3SecretKey       string
-	// CA signed the object store's certificate.
+	// EtcdUser and EtcdPassword log in to etcd (pgha's own user).
+	EtcdUser     string
+	EtcdPassword string
+	// CA signed the object store's and etcd's certificates.
 	CA *x509.CertPool
 	// CAFile is the CA's path on this machine (for AWS_CA_BUNDLE).
 	CAFile string
@@ -44,7 +47,8 @@ func CredentialsFrom(store secrets.Store) (Credentials, error) {
 // FromSecrets makes Credentials of loaded secrets.
 func FromSecrets(sec secrets.Secrets, ca *x509.CertPool, caFile string) Credentials {
 	return Credentials{SuperuserPassword: sec.SuperuserPassword, RESTPassword: sec.RESTPassword,
-		S3AccessKey: sec.S3AccessKey, S3SecretKey: sec.S3SecretKey, CA: ca, CAFile: caFile}
+		S3AccessKey: sec.S3AccessKey, S3SecretKey: sec.S3SecretKey, CA: ca, CAFile: caFile,
+		EtcdUser: topology.EtcdPGHAUser, EtcdPassword: sec.EtcdPGHAPassword}
 }
 
 // REST is the basic-auth login for Patroni's unsafe endpoints.
@@ -80,7 +84,7 @@ func (a Access) EtcdEndpoints() []string {
 }
 
 // EtcdEndpoint is one member's client URL through its published port.
-func (a Access) EtcdEndpoint(e topology.EtcdNode) string { return "http://" + a.Addr(e.ClientPort) }
+func (a Access) EtcdEndpoint(e topology.EtcdNode) string { return "https://" + a.Addr(e.ClientPort) }
 
 // RESTAddr is a Patroni node's REST API address ("" for an unknown node).
 func (a Access) RESTAddr(node string) string {

@@ -3,9 +3,12 @@ package clients
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -13,18 +16,65 @@ import (
 	"go.uber.org/zap"
 )
 
-// NewEtcd connects to etcd through the given endpoints. It does not wait for
-// a connection: calls fail with the context's deadline instead.
-func NewEtcd(endpoints []string) (*clientv3.Client, error) {
-	return clientv3.New(clientv3.Config{
+// EtcdLogin is how a client reaches the cluster's etcd: over TLS trusting the
+// cluster's CA, as a user of its own.
+type EtcdLogin struct {
+	User, Password string
+	CA             *x509.CertPool
+}
+
+// NewEtcd connects to etcd through the given endpoints. With a user it logs
+// in at once, which needs a member that answers within the dial timeout (a
+// cluster whose authentication is not enabled yet accepts the client too);
+// without one it does not wait for a connection: calls fail with the
+// context's deadline instead.
+func NewEtcd(endpoints []string, login EtcdLogin) (*clientv3.Client, error) {
+	cfg := clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: 2 * time.Second,
 		Logger:      zap.NewNop(),
-	})
+		Username:    login.User,
+		Password:    login.Password,
+	}
+	if login.CA != nil {
+		cfg.TLS = &tls.Config{RootCAs: login.CA, MinVersion: tls.VersionTLS12}
+	}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to etcd (%s) as %s: %v", strings.Join(endpoints, ", "), login.User, ShortErr(err))
+	}
+	return cli, nil
 }
 
-// Etcd connects to every member through its published port.
-func (a Access) Etcd() (*clientv3.Client, error) { return NewEtcd(a.EtcdEndpoints()) }
+// EtcdLogin is pgha's own login.
+func (a Access) EtcdLogin() EtcdLogin {
+	return EtcdLogin{User: a.Creds.EtcdUser, Password: a.Creds.EtcdPassword, CA: a.Creds.CA}
+}
+
+// Etcd connects to every member through its published port, as pgha's user.
+func (a Access) Etcd() (*clientv3.Client, error) { return NewEtcd(a.EtcdEndpoints(), a.EtcdLogin()) }
+
+// EtcdFromFiles connects as the user named in userFile ("user:password")
+// trusting the CA in caFile: how the guard, inside its container, logs in.
+func EtcdFromFiles(endpoints []string, caFile, userFile string) (*clientv3.Client, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	ca := x509.NewCertPool()
+	if !ca.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no certificate", caFile)
+	}
+	cred, err := os.ReadFile(userFile)
+	if err != nil {
+		return nil, err
+	}
+	user, pw, ok := strings.Cut(strings.TrimSpace(string(cred)), ":")
+	if !ok {
+		return nil, fmt.Errorf("%s must hold user:password", userFile)
+	}
+	return NewEtcd(endpoints, EtcdLogin{User: user, Password: pw, CA: ca})
+}
 
 // EtcdMemberStatus is the health of one member, asked at its own endpoint.
 type EtcdMemberStatus struct {

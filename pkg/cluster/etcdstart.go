@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/pkg/engine"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // etcdServingWait bounds the wait for one new member to serve before the next
@@ -46,18 +45,6 @@ func (u *upRun) startEtcdInTurn(ctx context.Context) error {
 
 // etcdServingPeers is what etcd 3.5 logs once it serves its peers.
 const etcdServingPeers = `"msg":"serving peer traffic"`
-
-// etcdClient is up's one etcd client, made on first use.
-func (u *upRun) etcdClient() (*clientv3.Client, error) {
-	if u.etcd == nil {
-		cli, err := u.access.Etcd()
-		if err != nil {
-			return nil, err
-		}
-		u.etcd = cli
-	}
-	return u.etcd, nil
-}
 
 // volumesNew says whether none of the specs' volumes existed before this up.
 func (d *Docker) volumesNew(ctx context.Context, specs []Spec) (bool, error) {

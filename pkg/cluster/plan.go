@@ -97,6 +97,20 @@ func planEtcd(in planInput) []Spec {
 	for _, e := range in.topo.Etcd {
 		s := base(in.topo, topology.RoleEtcd, e.Name, in.images.Etcd.Ref, "/var/lib/etcd", map[int]int{topology.EtcdClientPort: e.ClientPort})
 		s.Config.Cmd = in.topo.EtcdCommand(e)
+		store, rootLogin := in.store, topology.EtcdRootUser+":"+in.sec.EtcdRootPassword
+		s.Files = func() ([]engine.File, error) {
+			ca, cert, key, err := readAll(store, secrets.CACertFile, secrets.EtcdCertFile, secrets.EtcdKeyFile)
+			if err != nil {
+				return nil, err
+			}
+			uid := topology.EtcdUID
+			return []engine.File{
+				{Name: topology.EtcdCAFile, Data: ca, UID: uid, GID: uid},
+				{Name: topology.EtcdCertFile, Data: cert, UID: uid, GID: uid},
+				{Name: topology.EtcdKeyFile, Data: key, Mode: 0o600, UID: uid, GID: uid},
+				{Name: topology.EtcdctlUserFile, Data: []byte(rootLogin + "\n"), Mode: 0o600, UID: uid, GID: uid},
+			}, nil
+		}
 		specs = append(specs, s)
 	}
 	return specs
@@ -113,13 +127,19 @@ func planObjectStore(in planInput) []Spec {
 	}
 	s := base(topo, topology.RoleObjectStore, kind, in.images.ObjectStore.Ref, "/data", ports)
 	s.Aliases = append(s.Aliases, topology.ObjectStoreAlias)
+	// The root account reaches the store as files, never in its environment.
 	certName, keyName, uid := "server.crt", "server.key", objectStoreUID
+	root := []engine.File{{Name: topology.ObjectStoreRootFile, Mode: 0o600, UID: uid, GID: uid,
+		Data: []byte("ROOT_ACCESS_KEY=" + in.sec.S3AccessKey + "\nROOT_SECRET_KEY=" + in.sec.S3SecretKey + "\n")}}
 	if kind == topology.StoreMinIO {
 		s.Config.Cmd = []string{"server", "/data", "--console-address", fmt.Sprintf(":%d", topology.S3ConsolePort), "--certs-dir", tlsDir}
-		s.Config.Env = []string{"MINIO_ROOT_USER=" + in.sec.S3AccessKey, "MINIO_ROOT_PASSWORD=" + in.sec.S3SecretKey}
+		// MinIO reads Docker-secret style files: /run/secrets/<name>.
+		s.Config.Env = []string{"MINIO_ROOT_USER_FILE=minio_root_user", "MINIO_ROOT_PASSWORD_FILE=minio_root_password"}
 		certName, keyName, uid = "public.crt", "private.key", 0
-	} else {
-		s.Config.Env = []string{"ROOT_ACCESS_KEY=" + in.sec.S3AccessKey, "ROOT_SECRET_KEY=" + in.sec.S3SecretKey}
+		root = []engine.File{
+			{Name: "/run/secrets/minio_root_user", Data: []byte(in.sec.S3AccessKey), Mode: 0o600},
+			{Name: "/run/secrets/minio_root_password", Data: []byte(in.sec.S3SecretKey), Mode: 0o600},
+		}
 	}
 	store := in.store
 	s.Files = func() ([]engine.File, error) {
@@ -131,10 +151,10 @@ func planObjectStore(in planInput) []Spec {
 		if err != nil {
 			return nil, err
 		}
-		return []engine.File{
+		return append([]engine.File{
 			{Name: tlsDir + "/" + certName, Data: cert, UID: uid, GID: uid},
 			{Name: tlsDir + "/" + keyName, Data: key, Mode: 0o600, UID: uid, GID: uid},
-		}, nil
+		}, root...), nil
 	}
 	return []Spec{s}
 }
@@ -144,25 +164,25 @@ func planPatroni(in planInput) []Spec {
 	for _, n := range in.topo.Patroni {
 		s := base(in.topo, topology.RolePatroni, n.Name, in.images.Patroni.Ref, topology.PatroniDataMount,
 			map[int]int{topology.PostgresPort: n.PGPort, topology.PatroniAPIPort: n.RESTPort})
-		s.Config.Env = []string{
-			"PGHA_PATRONI_YML=" + in.topo.PatroniConfig(n),
-			"PATRONI_SUPERUSER_USERNAME=" + topology.SuperUser,
-			"PATRONI_SUPERUSER_PASSWORD=" + in.sec.SuperuserPassword,
-			"PATRONI_REPLICATION_USERNAME=" + topology.ReplicationUser,
-			"PATRONI_REPLICATION_PASSWORD=" + in.sec.ReplicationPassword,
-			"PATRONI_RESTAPI_USERNAME=" + topology.RESTUser,
-			"PATRONI_RESTAPI_PASSWORD=" + in.sec.RESTPassword,
-			"PGBACKREST_REPO1_S3_KEY=" + in.sec.S3AccessKey,
-			"PGBACKREST_REPO1_S3_KEY_SECRET=" + in.sec.S3SecretKey,
-		}
-		s.Config.Env = append(s.Config.Env, in.topo.PgBackRestEnv()...)
+		// Every secret is in a file copied in before start (mode 0600, owned
+		// by postgres): the whole patroni.yml, and pgBackRest's S3 keys.
+		s.Config.Env = in.topo.PgBackRestEnv()
+		config := in.topo.PatroniConfigWithSecrets(n, topology.PatroniSecrets{
+			SuperuserPassword: in.sec.SuperuserPassword, ReplicationPassword: in.sec.ReplicationPassword,
+			RESTPassword: in.sec.RESTPassword, EtcdPassword: in.sec.EtcdPatroniPassword})
+		s3Key, s3Secret := pgBackRestS3Account(in)
 		store := in.store
 		s.Files = func() ([]engine.File, error) {
 			ca, err := store.ReadFile(secrets.CACertFile)
 			if err != nil {
 				return nil, err
 			}
-			return []engine.File{{Name: topology.PgBackRestCAFile, Data: ca}}, nil
+			uid := topology.PostgresUID
+			return []engine.File{
+				{Name: topology.PgBackRestCAFile, Data: ca},
+				{Name: topology.PatroniConfigFile, Data: []byte(config), Mode: 0o600, UID: uid, GID: uid},
+				{Name: topology.PgBackRestConfigFile, Data: []byte(topology.PgBackRestConfig(s3Key, s3Secret)), Mode: 0o600, UID: uid, GID: uid},
+			}, nil
 		}
 		stop := patroniStopTimeout
 		s.Config.StopTimeout = &stop
@@ -216,22 +236,63 @@ func planGuard(in planInput) []Spec {
 		Host: host(mount.Mount{Type: mount.TypeBind, Source: in.socket, Target: guardSocket, ReadOnly: true},
 			mount.Mount{Type: mount.TypeVolume, Source: vol, Target: guard.APIDir}),
 	}
+	// The guard's etcd login and the CA are files on a small volume of its
+	// own, readable by nobody only: the engine copies nothing into a
+	// read-only root filesystem.
+	secretsVol := topo.VolumeName(topology.GuardNode)
+	store, login := in.store, topology.EtcdGuardUser+":"+in.sec.EtcdGuardPassword
 	g := Spec{
 		Node: topology.GuardNode, Role: topology.RoleGuard, Name: topo.ContainerName(topology.GuardNode), Aliases: []string{topology.GuardNode},
+		Volume: secretsVol, Mount: topology.GuardSecretsDir,
+		Files: func() ([]engine.File, error) {
+			ca, err := store.ReadFile(secrets.CACertFile)
+			if err != nil {
+				return nil, err
+			}
+			return []engine.File{
+				{Name: topology.GuardCAFile, Data: ca, UID: guardUID, GID: guardUID},
+				{Name: topology.GuardEtcdUserFile, Data: []byte(login + "\n"), Mode: 0o600, UID: guardUID, GID: guardUID},
+			}, nil
+		},
 		Config: &container.Config{
 			Image: in.images.Guard.Ref, Hostname: topology.GuardNode, Labels: labels(topology.GuardNode), User: guardUser,
 			Cmd: []string{"--topology", topologyLabel(topo), "--engine-socket", guard.APISocket},
 		},
-		Host: host(mount.Mount{Type: mount.TypeVolume, Source: vol, Target: guard.APIDir, ReadOnly: true}),
+		Host: host(mount.Mount{Type: mount.TypeVolume, Source: vol, Target: guard.APIDir, ReadOnly: true},
+			mount.Mount{Type: mount.TypeVolume, Source: secretsVol, Target: topology.GuardSecretsDir}),
 	}
 	return []Spec{proxy, g}
+}
+
+// pgBackRestS3Account is the S3 account pgBackRest uses: its own on versitygw
+// (up makes it and gives it the bucket); MinIO's root account otherwise.
+func pgBackRestS3Account(in planInput) (key, secret string) {
+	if in.images.ObjectStore.Kind == topology.StoreMinIO {
+		return in.sec.S3AccessKey, in.sec.S3SecretKey
+	}
+	return in.sec.PgBackRestS3AccessKey, in.sec.PgBackRestS3SecretKey
+}
+
+// readAll reads files of the state directory.
+func readAll(store secrets.Store, names ...string) (a, b, c []byte, err error) {
+	out := make([][]byte, 3)
+	for i, n := range names {
+		if out[i], err = store.ReadFile(n); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return out[0], out[1], out[2], nil
 }
 
 // guardSocket is where the guard's proxy finds the engine's socket, inside its container.
 const guardSocket = "/var/run/docker.sock"
 
-// guardUser is nobody: the guard needs no file but the proxy's socket.
-const guardUser = "65534:65534"
+// guardUser is nobody: the guard reads only the proxy's socket and its own
+// etcd login.
+const (
+	guardUID  = 65534
+	guardUser = "65534:65534"
+)
 
 // networking attaches a container to the cluster network under its aliases.
 func networking(topo topology.Cluster, s Spec) *network.NetworkingConfig {

@@ -111,8 +111,11 @@ func TestPlanSeed(t *testing.T) {
 		m[1] != vol || proxy.Volume != vol.Source {
 		t.Errorf("proxy mounts %+v, volume %q", m, proxy.Volume)
 	}
+	// The guard: the proxy's socket read-only, and a volume of its own that
+	// receives its etcd login (files owned by nobody).
 	vol.ReadOnly = true
-	if m := g.Host.Mounts; len(m) != 1 || m[0] != vol || g.Volume != "" || g.Config.User != "65534:65534" {
+	if m := g.Host.Mounts; len(m) != 2 || m[0] != vol || m[1] != (mount.Mount{Type: mount.TypeVolume, Source: "pgha-pgha-guard-data", Target: topology.GuardSecretsDir}) ||
+		g.Volume != "pgha-pgha-guard-data" || g.Config.User != "65534:65534" {
 		t.Errorf("guard mounts %+v, volume %q, user %q", m, g.Volume, g.Config.User)
 	}
 	if c := proxy.Config.Cmd; strings.Join(c, " ") != "--cluster pgha --listen /run/pgha-guard/engine.sock --engine /var/run/docker.sock" {
@@ -148,11 +151,69 @@ func TestObjectStoreFiles(t *testing.T) {
 	}
 	for _, f := range files {
 		wantMode := int64(0)
-		if strings.HasSuffix(f.Name, ".key") {
+		if strings.HasSuffix(f.Name, ".key") || f.Name == topology.ObjectStoreRootFile {
 			wantMode = 0o600
 		}
-		if f.UID != objectStoreUID || f.Mode != wantMode || !strings.HasPrefix(f.Name, tlsDir+"/") {
+		if f.UID != objectStoreUID || f.Mode != wantMode || !strings.HasPrefix(f.Name, "/etc/pgha/") {
 			t.Errorf("%s: uid %d mode %o", f.Name, f.UID, f.Mode)
 		}
+	}
+}
+
+// No container's configuration carries a secret: each arrives as a file, mode
+// 0600, owned by the user that reads it.
+func TestPlanSecretsAreFilesOnly(t *testing.T) {
+	dir := t.TempDir()
+	store := secrets.Store{Cluster: "pgha", Dir: dir}
+	sec, err := store.Ensure([]string{"versitygw", "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.EnsureEtcdTLS([]string{"etcd1", "127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	imgs := images.ImageSet{Guard: images.Image{Ref: "pgha/guard:G"}, ObjectStore: images.Image{Kind: topology.StoreVersityGW}}
+	specs := Plan(topology.Seed(), imgs, sec, store, "/var/run/docker.sock")
+	found := map[string]bool{}
+	for _, s := range specs {
+		cfg, _ := json.Marshal([]any{s.Config, s.Host})
+		for _, v := range sec.Values() {
+			if strings.Contains(string(cfg), v) {
+				t.Errorf("%s: its configuration carries a secret", s.Name)
+			}
+		}
+		if s.Files == nil { // the guard's proxy holds no secret
+			continue
+		}
+		files, err := s.Files()
+		if err != nil {
+			t.Fatalf("%s: %v", s.Name, err)
+		}
+		for _, f := range files {
+			for _, v := range sec.Values() {
+				if strings.Contains(string(f.Data), v) {
+					found[v] = true
+					if f.Mode != 0o600 {
+						t.Errorf("%s:%s carries a secret with mode %o", s.Name, f.Name, f.Mode)
+					}
+				}
+			}
+		}
+		want := map[string]int{topology.RoleEtcd: topology.EtcdUID, topology.RolePatroni: topology.PostgresUID, topology.RoleObjectStore: objectStoreUID, topology.RoleGuard: guardUID}[s.Role]
+		for _, f := range files {
+			if f.Mode == 0o600 && f.UID != want {
+				t.Errorf("%s:%s owned by %d, want %d", s.Name, f.Name, f.UID, want)
+			}
+		}
+	}
+	// Every secret a container needs reaches one (the etcd pgha user is pgha's own).
+	for _, v := range []string{sec.SuperuserPassword, sec.ReplicationPassword, sec.RESTPassword, sec.S3AccessKey, sec.S3SecretKey,
+		sec.PgBackRestS3AccessKey, sec.PgBackRestS3SecretKey, sec.EtcdRootPassword, sec.EtcdPatroniPassword, sec.EtcdGuardPassword} {
+		if !found[v] {
+			t.Errorf("a secret reaches no container")
+		}
+	}
+	if found[sec.EtcdPGHAPassword] {
+		t.Error("pgha's etcd password reaches a container")
 	}
 }

@@ -172,9 +172,9 @@ func probeEtcd(ctx context.Context, acc clients.Access, n *NodeStatus) {
 		if e.Name != n.Node {
 			continue
 		}
-		cli, err := clients.NewEtcd([]string{acc.EtcdEndpoint(e)})
+		cli, err := clients.NewEtcd([]string{acc.EtcdEndpoint(e)}, acc.EtcdLogin())
 		if err != nil {
-			n.Health = err.Error()
+			n.Health = "unhealthy: " + clients.ShortErr(err)
 			return
 		}
 		defer cli.Close()

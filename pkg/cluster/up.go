@@ -97,8 +97,11 @@ func (u *upRun) steps() []progress.Named {
 		{Run: u.rejoinCutOff},
 		{Run: u.startFirst},
 		{Title: fmt.Sprintf("Waiting for etcd (%s)", strings.Join(u.topo.ContainerNames(u.topo.EtcdNames()), ", ")), Run: u.waitEtcd},
+		{Title: "Enabling etcd authentication", Run: u.enableEtcdAuth},
+		{Run: u.startFreshLeader, Skip: func() bool { return !u.fresh }},
 		{Run: u.startGuard, Skip: noGuard},
 		{Title: "Waiting for the object store", Run: u.waitObjectStore},
+		{Title: "Giving pgBackRest its own S3 account", Run: u.pgBackRestS3User, Skip: func() bool { return u.res.Images.ObjectStore.Kind == topology.StoreMinIO }},
 		{Run: u.checkInitialized},
 		{Title: fmt.Sprintf("Bootstrapping %s as the primary", u.topo.ContainerName(u.topo.BootstrapLeader)), Run: u.bootstrapLeader, Skip: u.notBootstrap},
 		// Patroni's post_bootstrap made the stanza before the leader took its
@@ -170,6 +173,9 @@ func (u *upRun) observe(ctx context.Context) (string, error) {
 	if u.sec, err = store.Ensure(hosts); err != nil {
 		return "", err
 	}
+	if err := store.EnsureEtcdTLS(etcdHosts(u.topo, u.d.Engine.Endpoint.PublishHost)); err != nil {
+		return "", err
+	}
 	u.specs = Plan(u.topo, u.res.Images, u.sec, store, socket)
 	if err := u.d.replaceOldGuard(ctx, u.topo, u.res.Images.Guard, u.existing); err != nil {
 		return "", err
@@ -196,7 +202,11 @@ func (u *upRun) observe(ctx context.Context) (string, error) {
 	if u.freshEtcd, err = u.d.volumesNew(ctx, ByRole(u.specs, topology.RoleEtcd)); err != nil {
 		return "", err
 	}
-	u.access = u.d.Access(u.topo, clients.FromSecrets(u.sec, nil, ""))
+	ca, err := store.CertPool()
+	if err != nil {
+		return "", err
+	}
+	u.access = u.d.Access(u.topo, clients.FromSecrets(u.sec, ca, store.CAPath()))
 	return "", nil
 }
 
@@ -342,7 +352,15 @@ func (u *upRun) start(ctx context.Context, s Spec) error {
 		if err != nil {
 			return fmt.Errorf("preparing files for %s: %w", s.Name, err)
 		}
-		if err := u.d.Engine.CopyFiles(ctx, s.Name, files); err != nil {
+		dir := "/"
+		if s.Host.ReadonlyRootfs {
+			// Only its volume takes files: names relative to its mount.
+			dir = s.Mount
+			for i := range files {
+				files[i].Name = strings.TrimPrefix(files[i].Name, s.Mount+"/")
+			}
+		}
+		if err := u.d.Engine.CopyFilesTo(ctx, s.Name, dir, files); err != nil {
 			return err
 		}
 	}
@@ -369,12 +387,9 @@ func (u *upRun) startAll(ctx context.Context, ss []Spec) error {
 }
 
 // startFirst starts etcd and the object store (the primary archives WAL to
-// it from its first minute), and a new cluster's bootstrap leader too.
+// it from its first minute).
 func (u *upRun) startFirst(ctx context.Context) (string, error) {
 	first := ByRole(u.specs, topology.RoleObjectStore)
-	if u.fresh {
-		first = append(first, specByNode(u.specs, u.topo.BootstrapLeader))
-	}
 	if !u.freshEtcd {
 		return "", u.startAll(ctx, append(first, ByRole(u.specs, topology.RoleEtcd)...))
 	}
@@ -383,6 +398,14 @@ func (u *upRun) startFirst(ctx context.Context) (string, error) {
 	u.etcdStarted = make(chan error, 1)
 	go func() { u.etcdStarted <- u.startEtcdInTurn(ctx) }()
 	return "", u.startAll(ctx, first)
+}
+
+// startFreshLeader starts a new cluster's bootstrap leader as soon as etcd
+// requires logins, while the object store comes up. Started with etcd, its
+// Patroni would log in while authentication was being turned on, and wait
+// 5 s ("waiting on etcd") before trying again.
+func (u *upRun) startFreshLeader(ctx context.Context) (string, error) {
+	return "", u.start(ctx, specByNode(u.specs, u.topo.BootstrapLeader))
 }
 
 // waitEtcd waits for a quorum of etcd members with a leader: that is all
@@ -405,15 +428,19 @@ func (u *upRun) waitEtcdAll(ctx context.Context) (string, error) {
 
 func (u *upRun) awaitEtcd(ctx context.Context, want int) (string, error) {
 	etcdSpecs := ByRole(u.specs, topology.RoleEtcd)
-	etcd, err := u.etcdClient()
-	if err != nil {
-		return "", err
-	}
 	// The members that start first are those a quorum needs (see
 	// startEtcdInTurn); the others may not have started yet.
-	err = u.d.waitFor(ctx, u.deadline, "etcd to be healthy", names(etcdSpecs[:want]), func(ctx context.Context) (bool, string) {
+	err := u.d.waitFor(ctx, u.deadline, "etcd to be healthy", names(etcdSpecs[:want]), func(ctx context.Context) (bool, string) {
+		// The client logs in when it is made, which needs a member that answers.
+		if u.etcd == nil {
+			etcd, err := u.access.Etcd()
+			if err != nil {
+				return false, err.Error()
+			}
+			u.etcd = etcd
+		}
 		var bad []string
-		for _, m := range clients.EtcdStatus(ctx, etcd) {
+		for _, m := range clients.EtcdStatus(ctx, u.etcd) {
 			if m.Err != nil {
 				bad = append(bad, m.Endpoint)
 			}
@@ -435,11 +462,6 @@ func (u *upRun) startGuard(ctx context.Context) (string, error) {
 }
 
 func (u *upRun) waitObjectStore(ctx context.Context) (string, error) {
-	ca, err := u.store.CertPool()
-	if err != nil {
-		return "", err
-	}
-	u.access.Creds.CA = ca
 	s3, err := u.access.S3()
 	if err != nil {
 		return "", err

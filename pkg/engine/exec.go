@@ -130,11 +130,18 @@ func (e *Engine) LastLogs(ctx context.Context, name string, n int) string {
 // CopyFiles copies files into a container (created or running) at their
 // absolute paths.
 func (e *Engine) CopyFiles(ctx context.Context, name string, files []File) error {
+	return e.CopyFilesTo(ctx, name, "/", files)
+}
+
+// CopyFilesTo copies files into a container under dir, their names relative
+// to it. A container with a read-only root filesystem takes files only into
+// a directory that is a writable mount: then dir must be that mount.
+func (e *Engine) CopyFilesTo(ctx context.Context, name, dir string, files []File) error {
 	archive, err := Tar(files)
 	if err != nil {
 		return fmt.Errorf("preparing files for %s: %w", name, err)
 	}
-	if err := e.API.CopyToContainer(ctx, name, "/", archive, container.CopyToContainerOptions{}); err != nil {
+	if err := e.API.CopyToContainer(ctx, name, dir, archive, container.CopyToContainerOptions{}); err != nil {
 		return fmt.Errorf("copying files into %s: %w", name, err)
 	}
 	return nil

@@ -24,18 +24,30 @@ type File struct {
 
 // Tar archives files in name order with fixed times (the same files give
 // the same archive), adding each file's own directory once, owned like the
-// file (directories above it are left as they are).
+// file, mode 0700 when it holds a private file, else 0755 (directories above
+// it are left as they are).
 func Tar(files []File) (io.Reader, error) {
 	sorted := append([]File(nil), files...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
+	// A directory that holds a private file (a key, a password) is private too.
+	private := map[string]bool{}
+	for _, f := range sorted {
+		if f.Mode != 0 && f.Mode&0o077 == 0 {
+			private[path.Dir(strings.TrimPrefix(f.Name, "/"))] = true
+		}
+	}
 	dirs := map[string]bool{}
 	for _, f := range sorted {
 		name := strings.TrimPrefix(f.Name, "/")
 		if dir := path.Dir(name); dir != "." && !dirs[dir] {
 			dirs[dir] = true
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, Uid: f.UID, Gid: f.GID, ModTime: time.Unix(0, 0)}); err != nil {
+			mode := int64(0o755)
+			if private[dir] {
+				mode = 0o700
+			}
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: mode, Uid: f.UID, Gid: f.GID, ModTime: time.Unix(0, 0)}); err != nil {
 				return nil, err
 			}
 		}

@@ -22,6 +22,44 @@ type Secrets struct {
 	RESTPassword        string `json:"restPassword"`
 	S3AccessKey         string `json:"s3AccessKey"`
 	S3SecretKey         string `json:"s3SecretKey"`
+	// pgBackRest's own S3 account (not the store's root account).
+	PgBackRestS3AccessKey string `json:"pgbackrestS3AccessKey"`
+	PgBackRestS3SecretKey string `json:"pgbackrestS3SecretKey"`
+	// etcd users: root (enables auth, makes users), patroni (the scope's
+	// prefix), pgha (pgha's checks and tools), guard (the leader key).
+	EtcdRootPassword    string `json:"etcdRootPassword"`
+	EtcdPatroniPassword string `json:"etcdPatroniPassword"`
+	EtcdPGHAPassword    string `json:"etcdPghaPassword"`
+	EtcdGuardPassword   string `json:"etcdGuardPassword"`
+}
+
+// Values are every secret value, for tests that look for leaks.
+func (s Secrets) Values() []string {
+	return []string{s.SuperuserPassword, s.ReplicationPassword, s.RESTPassword, s.S3AccessKey, s.S3SecretKey,
+		s.PgBackRestS3AccessKey, s.PgBackRestS3SecretKey,
+		s.EtcdRootPassword, s.EtcdPatroniPassword, s.EtcdPGHAPassword, s.EtcdGuardPassword}
+}
+
+// fill makes the secrets that are missing (all of them for a new cluster;
+// the newer ones for a cluster made by an older pgha) and says whether it
+// made any.
+func (s *Secrets) fill() bool {
+	made := false
+	for _, f := range []struct {
+		v      *string
+		prefix string
+		n      int
+	}{
+		{&s.SuperuserPassword, "", 24}, {&s.ReplicationPassword, "", 24}, {&s.RESTPassword, "", 24},
+		{&s.S3AccessKey, "pgha", 16}, {&s.S3SecretKey, "", 32},
+		{&s.PgBackRestS3AccessKey, "pgbackrest", 16}, {&s.PgBackRestS3SecretKey, "", 32},
+		{&s.EtcdRootPassword, "", 24}, {&s.EtcdPatroniPassword, "", 24}, {&s.EtcdPGHAPassword, "", 24}, {&s.EtcdGuardPassword, "", 24},
+	} {
+		if *f.v == "" {
+			*f.v, made = f.prefix+Random(f.n), true
+		}
+	}
+	return made
 }
 
 // Store is the state directory of one cluster.
@@ -96,20 +134,14 @@ func (s Store) Ensure(hosts []string) (Secrets, error) {
 		return Secrets{}, err
 	}
 	sec, err := s.Load()
-	if errors.Is(err, os.ErrNotExist) {
-		sec = Secrets{
-			SuperuserPassword:   Random(24),
-			ReplicationPassword: Random(24),
-			RESTPassword:        Random(24),
-			S3AccessKey:         "pgha" + Random(16),
-			S3SecretKey:         Random(32),
-		}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Secrets{}, err
+	}
+	if sec.fill() {
 		data, _ := json.MarshalIndent(sec, "", "  ")
 		if err := writeFile(s.path("secrets.json"), data, 0o600); err != nil {
 			return Secrets{}, err
 		}
-	} else if err != nil {
-		return Secrets{}, err
 	}
 	if err := s.ensureTLS(hosts); err != nil {
 		return Secrets{}, err

@@ -22,6 +22,10 @@ const (
 	caKeyFile      = "ca.key"
 	ServerCertFile = "server.crt"
 	ServerKeyFile  = "server.key"
+	// EtcdCertFile and EtcdKeyFile serve etcd's client and peer ports; the
+	// certificate is also the members' client certificate towards peers.
+	EtcdCertFile = "etcd.crt"
+	EtcdKeyFile  = "etcd.key"
 )
 
 // CAPath is the CA certificate that signs the object store's certificate.
@@ -33,7 +37,18 @@ func (s Store) ReadFile(name string) ([]byte, error) { return os.ReadFile(s.path
 // ensureTLS makes a CA and a server certificate for hosts, unless they exist
 // and the certificate already covers every host.
 func (s Store) ensureTLS(hosts []string) error {
-	if certCovers(s.path(ServerCertFile), hosts) {
+	return s.issue(ServerCertFile, ServerKeyFile, hosts, x509.ExtKeyUsageServerAuth)
+}
+
+// EnsureEtcdTLS makes etcd's certificate for hosts (its members' names on the
+// cluster network and on the host), unless one covers them already.
+func (s Store) EnsureEtcdTLS(hosts []string) error {
+	return s.issue(EtcdCertFile, EtcdKeyFile, hosts, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+}
+
+// issue makes a certificate signed by the cluster's CA for hosts.
+func (s Store) issue(certFile, keyFile string, hosts []string, usage ...x509.ExtKeyUsage) error {
+	if certCovers(s.path(certFile), hosts) {
 		return nil
 	}
 	caCert, caKey, err := s.loadOrMakeCA()
@@ -50,7 +65,7 @@ func (s Store) ensureTLS(hosts []string) error {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().AddDate(5, 0, 0),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  usage,
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -61,12 +76,12 @@ func (s Store) ensureTLS(hosts []string) error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 	if err != nil {
-		return fmt.Errorf("issuing the object store certificate: %w", err)
+		return fmt.Errorf("issuing %s: %w", certFile, err)
 	}
-	if err := writePEM(s.path(ServerKeyFile), "PRIVATE KEY", mustPKCS8(key), 0o600); err != nil {
+	if err := writePEM(s.path(keyFile), "PRIVATE KEY", mustPKCS8(key), 0o600); err != nil {
 		return err
 	}
-	return writePEM(s.path(ServerCertFile), "CERTIFICATE", der, 0o644)
+	return writePEM(s.path(certFile), "CERTIFICATE", der, 0o644)
 }
 
 func (s Store) loadOrMakeCA() (*x509.Certificate, *ecdsa.PrivateKey, error) {

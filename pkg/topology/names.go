@@ -67,21 +67,25 @@ func (c Cluster) EtcdInitialCluster() string {
 		if i > 0 {
 			s += ","
 		}
-		s += fmt.Sprintf("%s=http://%s:%d", e.Name, e.Name, EtcdPeerPort)
+		s += e.Name + "=" + EtcdURL(e.Name, EtcdPeerPort)
 	}
 	return s
 }
 
-// EtcdCommand is the command line of one etcd member.
+// EtcdCommand is the command line of one etcd member: TLS on the client and
+// peer ports with the cluster CA's certificate (peers must show one too).
 func (c Cluster) EtcdCommand(e EtcdNode) []string {
 	return []string{
 		"etcd",
 		"--name", e.Name,
 		"--data-dir", "/var/lib/etcd/data",
-		"--listen-client-urls", fmt.Sprintf("http://0.0.0.0:%d", EtcdClientPort),
-		"--advertise-client-urls", fmt.Sprintf("http://%s:%d", e.Name, EtcdClientPort),
-		"--listen-peer-urls", fmt.Sprintf("http://0.0.0.0:%d", EtcdPeerPort),
-		"--initial-advertise-peer-urls", fmt.Sprintf("http://%s:%d", e.Name, EtcdPeerPort),
+		"--listen-client-urls", EtcdURL("0.0.0.0", EtcdClientPort),
+		"--advertise-client-urls", EtcdURL(e.Name, EtcdClientPort),
+		"--listen-peer-urls", EtcdURL("0.0.0.0", EtcdPeerPort),
+		"--initial-advertise-peer-urls", EtcdURL(e.Name, EtcdPeerPort),
+		"--cert-file", EtcdCertFile, "--key-file", EtcdKeyFile,
+		"--peer-cert-file", EtcdCertFile, "--peer-key-file", EtcdKeyFile,
+		"--peer-trusted-ca-file", EtcdCAFile, "--peer-client-cert-auth",
 		"--initial-cluster", c.EtcdInitialCluster(),
 		"--initial-cluster-state", "new",
 		"--initial-cluster-token", "pgha-" + c.Name,

@@ -14,7 +14,7 @@ const (
 )
 
 // Database users. Their passwords are per-cluster secrets and reach Patroni
-// through its own environment variables, never through the YAML.
+// in its configuration file, copied in with mode 0600 before each start.
 const (
 	SuperUser       = "postgres"
 	ReplicationUser = "replicator"
@@ -60,8 +60,8 @@ func (c Cluster) Timing() Timing { return Profiles[c.Profile] }
 // LoopWait is Patroni's loop_wait, in seconds.
 func (c Cluster) LoopWait() int { return c.Timing().LoopWait }
 
-// PatroniConfig is the patroni.yml of one node, without secrets. The image's
-// entrypoint writes it from the PGHA_PATRONI_YML variable at start.
+// PatroniConfig is the patroni.yml of one node, without secrets;
+// PatroniConfigWithSecrets adds them for the file pgha copies in.
 func (c Cluster) PatroniConfig(n PGNode) string {
 	cfg := map[string]any{
 		"scope":     c.Scope,
@@ -71,7 +71,7 @@ func (c Cluster) PatroniConfig(n PGNode) string {
 			"listen":          fmt.Sprintf("0.0.0.0:%d", PatroniAPIPort),
 			"connect_address": fmt.Sprintf("%s:%d", n.Name, PatroniAPIPort),
 		},
-		"etcd3": map[string]any{"hosts": c.EtcdEndpointsInternal()},
+		"etcd3": map[string]any{"hosts": c.EtcdEndpointsInternal(), "protocol": "https", "cacert": PgBackRestCAFile, "username": EtcdPatroniUser},
 		"bootstrap": map[string]any{
 			"dcs": map[string]any{
 				"ttl":                     c.Timing().TTL,

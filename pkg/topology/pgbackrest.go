@@ -9,8 +9,8 @@ import (
 // pgBackRest: every Patroni node archives WAL to, and restores from, a
 // repository in the cluster's object store. The settings reach pgBackRest as
 // PGBACKREST_* environment variables of the Patroni containers (PostgreSQL
-// inherits them, so archive_command needs no configuration file); the S3 keys
-// are secrets and are added by the provisioner.
+// inherits them); the S3 keys are pgBackRest's own account, in a
+// configuration file copied in with mode 0600 (PgBackRestConfig).
 const (
 	// ObjectStoreAlias is the object store's host name on the cluster network,
 	// whatever its kind; its TLS certificate names it.
@@ -34,6 +34,8 @@ func (c Cluster) RepoPath() string { return "/" + c.Scope }
 // the S3 keys.
 func (c Cluster) PgBackRestEnv() []string {
 	return []string{
+		// The S3 keys are in this file (PgBackRestConfig), not in the environment.
+		"PGBACKREST_CONFIG=" + PgBackRestConfigFile,
 		"PGBACKREST_STANZA=" + c.Stanza(),
 		"PGBACKREST_PG1_PATH=" + PatroniDataDir,
 		"PGBACKREST_REPO1_TYPE=s3",

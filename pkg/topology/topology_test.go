@@ -208,6 +208,9 @@ func TestPatroniConfig(t *testing.T) {
 		{[]string{"postgresql", "create_replica_methods"}, []any{"pgbackrest", "basebackup"}},
 		{[]string{"postgresql", "pgbackrest", "command"}, "pgbackrest --delta --type=standby restore"},
 		{[]string{"bootstrap", "method"}, nil},
+		{[]string{"etcd3", "protocol"}, "https"},
+		{[]string{"etcd3", "cacert"}, "/etc/pgha/ca.crt"},
+		{[]string{"etcd3", "username"}, "patroni"},
 		{[]string{"bootstrap", "post_bootstrap"}, "sh -c 'pgbackrest stanza-create || true'"},
 	}
 	for _, ck := range checks {
@@ -222,7 +225,7 @@ func TestPatroniConfig(t *testing.T) {
 	text := c.PatroniConfig(n)
 	for _, secret := range []string{"password"} {
 		if strings.Contains(text, secret+":") {
-			t.Errorf("the YAML carries a %s; secrets belong in the environment", secret)
+			t.Errorf("the YAML carries a %s; PatroniConfigWithSecrets adds them", secret)
 		}
 	}
 	for _, line := range get("postgresql", "pg_hba").([]any) {
@@ -237,9 +240,12 @@ func TestEtcdCommand(t *testing.T) {
 	cmd := strings.Join(c.EtcdCommand(c.Etcd[0]), " ")
 	for _, want := range []string{
 		"--name etcd1",
-		"--advertise-client-urls http://etcd1:2379",
-		"--initial-cluster etcd1=http://etcd1:2380,etcd2=http://etcd2:2380,etcd3=http://etcd3:2380",
-		"--listen-client-urls http://0.0.0.0:2379",
+		"--advertise-client-urls https://etcd1:2379",
+		"--initial-cluster etcd1=https://etcd1:2380,etcd2=https://etcd2:2380,etcd3=https://etcd3:2380",
+		"--listen-client-urls https://0.0.0.0:2379",
+		"--listen-peer-urls https://0.0.0.0:2380",
+		"--cert-file /etc/pgha/etcd/server.crt --key-file /etc/pgha/etcd/server.key",
+		"--peer-trusted-ca-file /etc/pgha/etcd/ca.crt --peer-client-cert-auth",
 	} {
 		if !strings.Contains(cmd, want) {
 			t.Errorf("etcd command lacks %q: %s", want, cmd)
@@ -391,5 +397,77 @@ func TestValidateRefusesHostileScopesAndNodes(t *testing.T) {
 		if _, err := c.Validate(); err == nil {
 			t.Errorf("scope %q accepted", scope)
 		}
+	}
+}
+
+// The file copied into a node carries every password Patroni needs, and its
+// environment then carries none.
+func TestPatroniConfigWithSecrets(t *testing.T) {
+	c := Seed()
+	n, _ := c.PatroniNode("patroni1")
+	text := c.PatroniConfigWithSecrets(n, PatroniSecrets{SuperuserPassword: "SU", ReplicationPassword: "REPL", RESTPassword: "REST", EtcdPassword: "ETCD"})
+	var cfg struct {
+		Etcd3 struct {
+			Hosts    []string `yaml:"hosts"`
+			Protocol string   `yaml:"protocol"`
+			CACert   string   `yaml:"cacert"`
+			Username string   `yaml:"username"`
+			Password string   `yaml:"password"`
+		} `yaml:"etcd3"`
+		RESTAPI struct {
+			Authentication map[string]string `yaml:"authentication"`
+		} `yaml:"restapi"`
+		PostgreSQL struct {
+			Authentication map[string]map[string]string `yaml:"authentication"`
+		} `yaml:"postgresql"`
+		Name string `yaml:"name"`
+	}
+	if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	e := cfg.Etcd3
+	if e.Protocol != "https" || e.CACert != PgBackRestCAFile || e.Username != "patroni" || e.Password != "ETCD" || len(e.Hosts) != 3 {
+		t.Errorf("etcd3 = %+v", e)
+	}
+	if a := cfg.RESTAPI.Authentication; a["username"] != RESTUser || a["password"] != "REST" {
+		t.Errorf("restapi.authentication = %v", a)
+	}
+	pa := cfg.PostgreSQL.Authentication
+	if pa["superuser"]["username"] != SuperUser || pa["superuser"]["password"] != "SU" || pa["replication"]["username"] != ReplicationUser || pa["replication"]["password"] != "REPL" {
+		t.Errorf("postgresql.authentication = %v", pa)
+	}
+	if cfg.Name != "patroni1" {
+		t.Errorf("name = %q", cfg.Name)
+	}
+}
+
+// Each etcd role reaches only its own keys: Patroni and the guard nothing
+// outside the scope, the guard the leader key alone.
+func TestEtcdRoles(t *testing.T) {
+	c := Seed()
+	roles := map[string][]EtcdPermission{}
+	for _, r := range c.EtcdRoles() {
+		roles[r.Name] = r.Permissions
+	}
+	if got := roles["patroni"]; !reflect.DeepEqual(got, []EtcdPermission{{Key: "/service/pg-cluster/", Prefix: true, ReadWrite: true}}) {
+		t.Errorf("patroni = %+v", got)
+	}
+	if got := roles["guard"]; !reflect.DeepEqual(got, []EtcdPermission{{Key: "/service/pg-cluster/leader", ReadWrite: true}}) {
+		t.Errorf("guard = %+v", got)
+	}
+	for _, p := range roles["pgha"] {
+		if p.ReadWrite && p.Key != "/service/pg-cluster/" && p.Key != VerifyKeyPrefix {
+			t.Errorf("pgha may write %+v", p)
+		}
+	}
+	if _, ok := roles["root"]; ok || len(roles) != 3 {
+		t.Errorf("roles = %v", roles)
+	}
+}
+
+func TestPgBackRestConfig(t *testing.T) {
+	got := PgBackRestConfig("AK", "SK")
+	if got != "[global]\nrepo1-s3-key=AK\nrepo1-s3-key-secret=SK\n" {
+		t.Errorf("PgBackRestConfig = %q", got)
 	}
 }
