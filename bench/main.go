@@ -170,7 +170,7 @@ func run(rounds int, cold bool, bin, out string) error {
 }
 
 // runFailover measures every fault mode on the primary, per timing profile,
-// in strict synchronous mode: median of rounds. A fault "X-noguard" is X with
+// in the synchronous mode asked (default strict): median of rounds. A fault "X-noguard" is X with
 // the cluster's guard stopped for the round, so that the same cluster shows
 // the fault with and without the guard.
 func runFailover(rounds int, bin, out, syncMode string, faults, profiles []string) error {
