@@ -52,7 +52,7 @@ func main() {
 	bin := flag.String("pgha", "bin/pgha", "the pgha binary")
 	out := flag.String("json", "bench/results/latest.json", "where to write the figures as JSON")
 	matrix := flag.Bool("matrix", false, "run pgha failover-test --matrix (every fault -rounds times on one cluster) instead, figures as JSON")
-	matrixSync := flag.String("sync", "strict", "with -matrix: the synchronous mode of the run (off, on, strict)")
+	matrixSync := flag.String("sync", "strict", "the synchronous mode of the failover and matrix clusters (off, on, strict)")
 	matrixFaults := flag.String("matrix-faults", "", "with -matrix: the faults, comma-separated (default: all)")
 	flag.Parse()
 	if *matrix {
@@ -71,7 +71,7 @@ func main() {
 		err = run(*rounds, *cold, *bin, *out)
 	}
 	if err == nil && *only != "cluster" {
-		err = runFailover(*rounds, *bin, *out, strings.Split(*faults, ","), strings.Split(*profiles, ","))
+		err = runFailover(*rounds, *bin, *out, *matrixSync, strings.Split(*faults, ","), strings.Split(*profiles, ","))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -170,10 +170,10 @@ func run(rounds int, cold bool, bin, out string) error {
 }
 
 // runFailover measures every fault mode on the primary, per timing profile,
-// in strict synchronous mode: median of rounds. A fault "X-noguard" is X with
+// in the synchronous mode asked (default strict): median of rounds. A fault "X-noguard" is X with
 // the cluster's guard stopped for the round, so that the same cluster shows
 // the fault with and without the guard.
-func runFailover(rounds int, bin, out string, faults, profiles []string) error {
+func runFailover(rounds int, bin, out, syncMode string, faults, profiles []string) error {
 	type row struct {
 		Profile, Fault                       string
 		NewLeader, Unavailable, Rejoin, Lost *figure
@@ -190,7 +190,7 @@ func runFailover(rounds int, bin, out string, faults, profiles []string) error {
 	var rowsOut []row
 	for _, profile := range profiles {
 		name := fmt.Sprintf("bench-fo-%s-%d", profile, os.Getpid())
-		if _, err := timeCmd(bin, "up", "--name", name, "--port-offset", "4100", "--profile", profile, "--sync", "strict"); err != nil {
+		if _, err := timeCmd(bin, "up", "--name", name, "--port-offset", "4100", "--profile", profile, "--sync", syncMode); err != nil {
 			return err
 		}
 		for _, fault := range faults {
@@ -276,7 +276,7 @@ func runFailover(rounds int, bin, out string, faults, profiles []string) error {
 		return err
 	}
 	data, _ := json.MarshalIndent(map[string]any{"rounds": rounds, "at": time.Now().UTC(), "failover": rowsOut}, "", "  ")
-	return os.WriteFile(strings.Replace(out, ".json", "-failover.json", 1), data, 0o644)
+	return os.WriteFile(strings.Replace(out, ".json", "-failover-"+syncMode+".json", 1), data, 0o644)
 }
 
 // dumpLogs prints the last log lines of a cluster's Patroni containers before a
