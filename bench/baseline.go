@@ -28,7 +28,7 @@ func baselineScript(dir string, topo topology.Cluster, etcdImage, patroniImage s
 			name, e.Name, net, e.Name, e.ClientPort, topo.VolumeName(e.Name), etcdImage, strings.Join(plainEtcd(topo.EtcdCommand(e)), " "))
 		fmt.Fprintf(&c, "docker rm -f %s >/dev/null 2>&1; docker volume rm %s >/dev/null 2>&1\n", name, topo.VolumeName(e.Name))
 	}
-	fmt.Fprintf(&b, "until docker exec %s etcdctl --endpoints http://127.0.0.1:2379 endpoint health --cluster >/dev/null 2>&1; do sleep 0.1; done\n", topo.ContainerName(topo.Etcd[0].Name))
+	fmt.Fprintf(&b, "until docker exec -e ETCDCTL_ENDPOINTS=http://127.0.0.1:2379 -e ETCDCTL_CACERT= %s etcdctl endpoint health --cluster >/dev/null 2>&1; do sleep 0.1; done\n", topo.ContainerName(topo.Etcd[0].Name))
 	pw := []string{"-e PATRONI_SUPERUSER_USERNAME=postgres", "-e PATRONI_SUPERUSER_PASSWORD=" + secrets.Random(24),
 		"-e PATRONI_REPLICATION_USERNAME=replicator", "-e PATRONI_REPLICATION_PASSWORD=" + secrets.Random(24),
 		"-e PATRONI_RESTAPI_USERNAME=patroni", "-e PATRONI_RESTAPI_PASSWORD=" + secrets.Random(24)}
