@@ -50,6 +50,7 @@ var reservedNodeNames = map[string]string{
 	StoreVersityGW:   "the object store",
 	ObjectStoreAlias: "the object store's alias",
 	GuardNode:        "the guard",
+	RouterNode:       "the router",
 }
 
 // Validate checks the whole topology and reports every problem at once.
@@ -117,6 +118,11 @@ func (c Cluster) Validate() (warnings []string, err error) {
 	checkPort("objectStore.apiPort", c.ObjectStore.APIPort)
 	if c.ObjectStore.ConsolePort != 0 {
 		checkPort("objectStore.consolePort", c.ObjectStore.ConsolePort)
+	}
+	if c.Router {
+		checkPort("routerPorts.primary", c.RouterPorts.Primary)
+		checkPort("routerPorts.replicas", c.RouterPorts.Replicas)
+		checkPort("routerPorts.stats", c.RouterPorts.Stats)
 	}
 	if !bucket.MatchString(c.ObjectStore.Bucket) {
 		add("objectStore.bucket %q: not a valid S3 bucket name", c.ObjectStore.Bucket)

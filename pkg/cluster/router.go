@@ -1,0 +1,131 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/go-connections/nat"
+	"github.com/pgha/pgha/pkg/clients"
+	"github.com/pgha/pgha/pkg/engine"
+	"github.com/pgha/pgha/pkg/poll"
+	"github.com/pgha/pgha/pkg/topology"
+)
+
+// planRouter is the router's container: HAProxy on the cluster network with
+// its three listeners published on 127.0.0.1, no data, its generated
+// configuration copied in before each start (so a changed topology or a
+// newer pgha gives it the current one), read-only root filesystem, no
+// capabilities: it binds ports above 1024 only.
+func planRouter(in planInput) []Spec {
+	topo := in.topo
+	if !topo.Router {
+		return nil
+	}
+	labels := topo.Labels(topology.RoleRouter, topology.RouterNode)
+	labels[topology.LabelTopology] = topologyLabel(topo)
+	exposed, bindings := nat.PortSet{}, nat.PortMap{}
+	for cport, hport := range map[int]int{
+		topology.RouterPrimaryPort: topo.RouterPorts.Primary,
+		topology.RouterReplicaPort: topo.RouterPorts.Replicas,
+		topology.RouterStatsPort:   topo.RouterPorts.Stats,
+	} {
+		p := nat.Port(strconv.Itoa(cport) + "/tcp")
+		exposed[p] = struct{}{}
+		bindings[p] = []nat.PortBinding{{HostIP: "127.0.0.1", HostPort: strconv.Itoa(hport)}}
+	}
+	cfg := topo.RouterConfig()
+	return []Spec{{
+		Node: topology.RouterNode, Role: topology.RoleRouter, Name: topo.ContainerName(topology.RouterNode), Aliases: []string{topology.RouterNode},
+		Config: &container.Config{
+			Image: in.images.Router.Ref, Hostname: topology.RouterNode, Labels: labels, ExposedPorts: exposed,
+			// The same command runs Debian's haproxy and the upstream image's.
+			Cmd: []string{"haproxy", "-W", "-db", "-f", topology.RouterConfigFile},
+		},
+		Host: &container.HostConfig{
+			PortBindings:  bindings,
+			CapDrop:       []string{"ALL"},
+			SecurityOpt:   []string{"no-new-privileges:true"},
+			RestartPolicy: container.RestartPolicy{Name: restartPolicy},
+			LogConfig:     container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m", "max-file": "2"}},
+		},
+		Files: func() ([]engine.File, error) {
+			return []engine.File{{Name: topology.RouterConfigFile, Data: []byte(cfg), Mode: 0o644}}, nil
+		},
+	}}
+}
+
+// startRouter starts the router once Patroni is ready and waits until its
+// primary port reaches the primary (and its replica port a replica, when the
+// cluster has replicas).
+func (u *upRun) startRouter(ctx context.Context) (string, error) {
+	rs := ByRole(u.specs, topology.RoleRouter)
+	if err := u.startAll(ctx, rs); err != nil {
+		return "", err
+	}
+	replicas := len(u.topo.Patroni) > 1
+	err := u.d.waitFor(ctx, u.deadline, "the router to reach the primary", names(rs), func(ctx context.Context) (bool, string) {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		rb, err := u.access.RouterStats(rctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		ok := len(rb.Primary) == 1 && (!replicas || len(rb.Replicas) > 0)
+		return ok, RouterHealth(u.topo, rb)
+	})
+	return fmt.Sprintf("Router %s ready: %s", rs[0].Name, u.routerSummary()), err
+}
+
+func (u *upRun) routerSummary() string {
+	a := u.access
+	return fmt.Sprintf("primary on %s, replicas on %s, stats on %s", a.Addr(u.topo.RouterPorts.Primary), a.Addr(u.topo.RouterPorts.Replicas), a.RouterStatsURL())
+}
+
+// RouterHealth says where the router sends sessions: "5000→patroni2,
+// 5001→patroni1,patroni3" with the cluster's host ports.
+func RouterHealth(topo topology.Cluster, rb clients.RouterBackends) string {
+	list := func(ns []string) string {
+		if len(ns) == 0 {
+			return "none"
+		}
+		return strings.Join(ns, ",")
+	}
+	return fmt.Sprintf("%d→%s %d→%s", topo.RouterPorts.Primary, list(rb.Primary), topo.RouterPorts.Replicas, list(rb.Replicas))
+}
+
+// probeRouter fills the router's status row from its stats page: healthy when
+// exactly one node is behind the primary port and, with replicas in the
+// topology, at least one behind the replica port.
+func probeRouter(ctx context.Context, acc clients.Access, n *NodeStatus) {
+	rb, err := acc.RouterStats(ctx)
+	if err != nil {
+		n.Health = "stats page not answering"
+		return
+	}
+	n.Health = RouterHealth(acc.Topo, rb)
+	n.Healthy = len(rb.Primary) == 1 && (len(acc.Topo.Patroni) < 2 || len(rb.Replicas) > 0)
+}
+
+// WaitRouter waits until the router sends its primary port to node: after a
+// switchover or a failover its checks take up to a few hundred
+// milliseconds to follow.
+func WaitRouter(ctx context.Context, acc clients.Access, node string, d time.Duration) error {
+	last := ""
+	err := poll.For(ctx, d, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+		rb, err := acc.RouterStats(ctx)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		last = RouterHealth(acc.Topo, rb)
+		return len(rb.Primary) == 1 && rb.Primary[0] == node, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the router did not follow the primary %s within %s (last seen: %s)", node, d, last)
+	}
+	return nil
+}
