@@ -33,8 +33,8 @@ const (
 	// UpstreamHAProxy is the router's upstream image; its haproxy binary is on
 	// PATH as in Debian's, so the same command line runs both.
 	UpstreamHAProxy = "haproxy:3.0"
-	UbuntuBase    = "ubuntu:24.04"
-	PatroniAlias  = "patroni:local"
+	UbuntuBase      = "ubuntu:24.04"
+	PatroniAlias    = "patroni:local"
 )
 
 // Image labels: the image's role and the hash of what built it.
