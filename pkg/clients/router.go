@@ -31,6 +31,10 @@ func (a Access) routerURL(port int, params []string) string {
 	return u
 }
 
+// WhoAmI asks a session whether it is in recovery and on which node: the
+// container's host name is the node's name (superuser only).
+const WhoAmI = "SELECT pg_is_in_recovery(), btrim(pg_read_file('/etc/hostname'), E' \\n')"
+
 // RouterStatsURL is the router's stats page.
 func (a Access) RouterStatsURL() string { return "http://" + a.Addr(a.Topo.RouterPorts.Stats) + "/" }
 
