@@ -419,7 +419,7 @@ func (a *app) printFailover(r failover.Report) {
 		{"old primary → new primary", fmt.Sprintf("%s → %s", r.OldPrimary, r.NewPrimary)},
 		{"timeline", fmt.Sprintf("%d → %d", r.OldTimeline, r.NewTimeline)},
 		{"new leader key in etcd after", leaderWords(r)},
-		{"write unavailability", sec(r.UnavailableSec)},
+		{"write unavailability", sec(r.UnavailableSec) + routerBeside(r)},
 		{"rejoined as streaming replica after", sec(r.RejoinSec)},
 		{"writes acked / failed / unknown", fmt.Sprintf("%d / %d / %d", r.Audit.Acked, r.Audit.Failed, r.Audit.Unknown)},
 		{"acknowledged writes lost", fmt.Sprint(r.LostAcked)},
@@ -442,6 +442,7 @@ func (a *app) printFailover(r failover.Report) {
 		}
 		rows = append(rows, []string{"guard decision", d.Summary() + took + ": " + d.Reason})
 	}
+	rows = append(rows, routerRows(r)...)
 	if r.IsolatedStoppedWritesSec != 0 {
 		rows = append(rows, []string{"isolated old primary stopped taking writes after", sec(r.IsolatedStoppedWritesSec)})
 	}
