@@ -128,7 +128,7 @@ type Report struct {
 	// Router: the same run seen through the cluster's router, when it has one.
 	Router   *RouterReport `json:"router,omitempty"`
 	Failures []string      `json:"failures"`
-	OK            bool           `json:"ok"`
+	OK       bool          `json:"ok"`
 	// Timeline is what the picture shows; not part of the JSON.
 	Timeline *Timeline `json:"-"`
 }
