@@ -365,8 +365,12 @@ func (a *app) printMatrix(rep failover.MatrixReport) {
 		if s.NewLeaderRounds > 0 {
 			leader = sec(s.NewLeaderMedian, s.NewLeaderMax)
 		}
+		gap := sec(s.GapMedian, s.GapMax)
+		if s.RouterGapMax > 0 {
+			gap += fmt.Sprintf(" (router %s)", sec(s.RouterGapMedian, s.RouterGapMax))
+		}
 		rows = append(rows, []string{s.Fault, s.On, fmt.Sprintf("%s (%d)", s.ExpectFailover, s.Failovers), fmt.Sprintf("%d/%d", s.Passed, s.Rounds),
-			fmt.Sprintf("%d/%d", s.Healed, s.Rounds), sec(s.GapMedian, s.GapMax), leader, sec(s.RejoinMedian, s.RejoinMax),
+			fmt.Sprintf("%d/%d", s.Healed, s.Rounds), gap, leader, sec(s.RejoinMedian, s.RejoinMax),
 			fmt.Sprintf("%d / %d / %d", s.Acked, s.Lost, s.NeverSent), fmt.Sprint(s.SplitBrains)})
 		if s.Note != "" {
 			notes = append(notes, fmt.Sprintf("%s: %d acknowledged writes lost: %s", s.Fault, s.Lost, s.Note))
