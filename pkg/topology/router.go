@@ -9,20 +9,25 @@ import (
 const RouterConfigFile = "/etc/pgha/haproxy.cfg"
 
 // Router health-check timing. HAProxy asks each node's Patroni REST API;
-// the numbers decide how soon the router follows a failover:
-//   - the primary listener checks every 500 ms while a node is up and every
-//     100 ms while it is down, so that a newly promoted primary is taken
-//     within about 100 ms of Patroni saying so, about when a multi-host DSN
-//     finds it;
+// the numbers decide how soon the router follows a failover. Patroni says
+// /primary (200) as soon as a node holds the leader key, before its
+// promotion ends and it accepts writes (about 0.3-2 s here), so checks
+// every 200 ms on the nodes that are down find a new primary before a
+// multi-host DSN can write to it:
+//   - the primary listener checks a node that is up every 500 ms, one that
+//     is down every 200 ms;
 //   - one failed check (fall 1) takes a node out at once: a primary that is
 //     stopped or killed must not keep new sessions, and
 //     on-marked-down shutdown-sessions cuts the ones it holds;
-//   - the replica listener checks every 100 ms: a replica that takes the
+//   - the replica listener checks every 200 ms: a replica that takes the
 //     leader key leaves it before its promotion ends (see RouterConfig).
+//
+// Each check is an HTTP request that makes Patroni query PostgreSQL: about
+// 15 requests a second per replica, a few per cent of a core.
 const (
 	routerPrimaryInter = "500ms"
-	routerReplicaInter = "100ms"
-	routerDownInter    = "100ms"
+	routerReplicaInter = "200ms"
+	routerDownInter    = "200ms"
 	routerCheckTimeout = "1s"
 )
 
