@@ -11,7 +11,6 @@ import (
 	"github.com/docker/go-connections/nat"
 	"github.com/pgha/pgha/pkg/clients"
 	"github.com/pgha/pgha/pkg/engine"
-	"github.com/pgha/pgha/pkg/poll"
 	"github.com/pgha/pgha/pkg/topology"
 )
 
@@ -108,24 +107,4 @@ func probeRouter(ctx context.Context, acc clients.Access, n *NodeStatus) {
 	}
 	n.Health = RouterHealth(acc.Topo, rb)
 	n.Healthy = len(rb.Primary) == 1 && (len(acc.Topo.Patroni) < 2 || len(rb.Replicas) > 0)
-}
-
-// WaitRouter waits until the router sends its primary port to node: after a
-// switchover or a failover its checks take up to a few hundred
-// milliseconds to follow.
-func WaitRouter(ctx context.Context, acc clients.Access, node string, d time.Duration) error {
-	last := ""
-	err := poll.For(ctx, d, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
-		rb, err := acc.RouterStats(ctx)
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		last = RouterHealth(acc.Topo, rb)
-		return len(rb.Primary) == 1 && rb.Primary[0] == node, nil
-	})
-	if err != nil {
-		return fmt.Errorf("the router did not follow the primary %s within %s (last seen: %s)", node, d, last)
-	}
-	return nil
 }
