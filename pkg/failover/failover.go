@@ -254,7 +254,7 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 			return rep, before, err
 		}
 		defer rt.drop(ctx)
-		defer func() { rt.stop(); rt.done.Wait() }()
+		defer rt.close()
 		if err := rt.waitAcked(ctx); err != nil {
 			return rep, before, fmt.Errorf("the writer could not write through the router before the fault: %w", err)
 		}

@@ -216,6 +216,16 @@ func (r *routerRun) finish(ctx context.Context, faultAt time.Time, direct float6
 	return rr
 }
 
+// close stops the writer and the prober and closes the held session: on
+// every way out of a run.
+func (r *routerRun) close() {
+	r.stop()
+	r.done.Wait()
+	if r.held != nil {
+		_ = r.held.conn.PgConn().Conn().Close()
+	}
+}
+
 // drop removes the router writer's table.
 func (r *routerRun) drop(ctx context.Context) {
 	dctx, cancel := poll.Detached(ctx, 10*time.Second)
