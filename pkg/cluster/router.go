@@ -57,24 +57,42 @@ func planRouter(in planInput) []Spec {
 	}}
 }
 
+// routerSettle is how long the router's view must stay right before up
+// trusts it, when up changed something: a check that was under way when a
+// node came back (or went away) can still flip it within a check timeout
+// plus an interval.
+const routerSettle = 1500 * time.Millisecond
+
 // startRouter starts the router once Patroni is ready and waits until its
-// primary port reaches the primary (and its replica port a replica, when the
-// cluster has replicas).
+// primary port reaches the primary Patroni names (and its replica port a
+// replica, when the cluster has replicas).
 func (u *upRun) startRouter(ctx context.Context) (string, error) {
 	rs := ByRole(u.specs, topology.RoleRouter)
 	if err := u.startAll(ctx, rs); err != nil {
 		return "", err
 	}
 	replicas := len(u.topo.Patroni) > 1
+	settle := time.Duration(0)
+	if u.res.Changed {
+		settle = routerSettle
+	}
+	var rightSince time.Time
 	err := u.d.waitFor(ctx, u.deadline, "the router to reach the primary", names(rs), func(ctx context.Context) (bool, string) {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		rb, err := u.access.RouterStats(rctx)
 		if err != nil {
+			rightSince = time.Time{}
 			return false, err.Error()
 		}
-		ok := len(rb.Primary) == 1 && (!replicas || len(rb.Replicas) > 0)
-		return ok, RouterHealth(u.topo, rb)
+		right := len(rb.Primary) == 1 && (u.primary == "" || rb.Primary[0] == u.primary) && (!replicas || len(rb.Replicas) > 0)
+		switch {
+		case !right:
+			rightSince = time.Time{}
+		case rightSince.IsZero():
+			rightSince = time.Now()
+		}
+		return right && time.Since(rightSince) >= settle, RouterHealth(u.topo, rb)
 	})
 	return fmt.Sprintf("Router %s ready: %s", rs[0].Name, u.routerSummary()), err
 }
