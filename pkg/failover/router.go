@@ -44,8 +44,10 @@ func NewRouterWriter(acc clients.Access, table string) *Writer {
 	return &Writer{dsn: dsn, table: table, Interval: 10 * time.Millisecond, Timeout: 2 * time.Second}
 }
 
-// readOnlyProber opens a session through the router's replica port again and
-// again and records whether the node that answered was in recovery.
+// readOnlyProber opens a session through the router's replica port every
+// 50 ms (each one a new backend on a replica: more would load the machine
+// the test measures) and records whether the node that answered was in
+// recovery.
 type readOnlyProber struct {
 	acc       clients.Access
 	mu        sync.Mutex
@@ -61,7 +63,7 @@ func (p *readOnlyProber) run(ctx context.Context) {
 		p.probe(ctx, url)
 		select {
 		case <-ctx.Done():
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
