@@ -64,7 +64,7 @@ func TestRouterConfig(t *testing.T) {
 		return rest
 	}
 	primary, replicas, stats := section("primary"), section("replicas"), section("stats")
-	for _, want := range []string{"bind *:5000", "option httpchk GET /primary", "http-check expect status 200",
+	for _, want := range []string{"bind *:5000", "http-check send meth GET uri /primary\n    http-check expect status 200\n    http-check expect rstring \"\\\"role\\\": *\\\"primary\\\"\"",
 		"on-marked-down shutdown-sessions", "inter 500ms", "downinter 100ms", "rise 1 fall 1", "resolvers engine", "init-addr last,libc,none",
 		"server patroni1 patroni1:5432 check port 8008", "server patroni5 patroni5:5432 check port 8008"} {
 		if !strings.Contains(primary, want) {
