@@ -82,6 +82,10 @@ func TestRouterConfig(t *testing.T) {
 	if !strings.Contains(stats, "bind *:7000") || !strings.Contains(stats, "stats enable") || !strings.Contains(stats, "mode http") {
 		t.Errorf("stats section:\n%s", stats)
 	}
+	// No session in the first 1.5 s after a start, before the first checks.
+	if !strings.Contains(cfg, "set-var proc.started date(0,ms)") || strings.Count(cfg, "tcp-request connection reject if { date(0,ms),sub(proc.started) lt 1500 }") != 2 {
+		t.Errorf("no warm-up guard on both listeners:\n%s", cfg)
+	}
 	if !strings.Contains(cfg, "nameserver dns 127.0.0.11:53") || !strings.Contains(cfg, "mode tcp") {
 		t.Errorf("resolvers or defaults missing:\n%s", cfg)
 	}
