@@ -177,6 +177,9 @@ func runFailover(rounds int, bin, out, syncMode string, faults, profiles []strin
 	type row struct {
 		Profile, Fault                       string
 		NewLeader, Unavailable, Rejoin, Lost *figure
+		// RouterUnavailable: the write gap of the writer through the
+		// router's primary port, in the same rounds.
+		RouterUnavailable *figure `json:",omitempty"`
 		// GuardDecision: the guard's deletion of the leader key after the
 		// engine's die event (seconds; only in rounds where it deleted).
 		GuardDecision *figure `json:",omitempty"`
@@ -218,7 +221,10 @@ func runFailover(rounds int, bin, out, syncMode string, faults, profiles []strin
 					Unavailable float64 `json:"writeUnavailableSeconds"`
 					Rejoin      float64 `json:"rejoinSeconds"`
 					Lost        int     `json:"lostAckedWrites"`
-					Guard       struct {
+					Router      *struct {
+						Unavailable float64 `json:"writeUnavailableSeconds"`
+					} `json:"router"`
+					Guard struct {
 						Active   bool `json:"active"`
 						Decision *struct {
 							Outcome    string  `json:"outcome"`
@@ -250,7 +256,15 @@ func runFailover(rounds int, bin, out, syncMode string, faults, profiles []strin
 					}
 					r.GuardDecision.Seconds = append(r.GuardDecision.Seconds, d.DecisionMs/1000)
 				}
-				fmt.Fprintf(os.Stderr, "%s %s %d: leader %.2fs gap %.2fs rejoin %.2fs lost %d\n", profile, fault, i+1, rep.NewLeader, rep.Unavailable, rep.Rejoin, rep.Lost)
+				routerGap := ""
+				if rep.Router != nil {
+					if r.RouterUnavailable == nil {
+						r.RouterUnavailable = &figure{Name: "write unavailability through the router"}
+					}
+					r.RouterUnavailable.Seconds = append(r.RouterUnavailable.Seconds, rep.Router.Unavailable)
+					routerGap = fmt.Sprintf(" (router %.2fs)", rep.Router.Unavailable)
+				}
+				fmt.Fprintf(os.Stderr, "%s %s %d: leader %.2fs gap %.2fs%s rejoin %.2fs lost %d\n", profile, fault, i+1, rep.NewLeader, rep.Unavailable, routerGap, rep.Rejoin, rep.Lost)
 			}
 			for _, f := range []*figure{r.NewLeader, r.Unavailable, r.Rejoin, r.Lost} {
 				f.summarize()
@@ -258,19 +272,25 @@ func runFailover(rounds int, bin, out, syncMode string, faults, profiles []strin
 			if r.GuardDecision != nil {
 				r.GuardDecision.summarize()
 			}
+			if r.RouterUnavailable != nil {
+				r.RouterUnavailable.summarize()
+			}
 			rowsOut = append(rowsOut, r)
 		}
 		if _, err := timeCmd(bin, "down", "-v", "--name", name); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("%-8s %-12s %22s %22s %22s %10s %20s\n", "profile", "fault", "new leader s (median)", "write gap s (median)", "rejoin s (median)", "lost (max)", "guard ms (median)")
+	fmt.Printf("%-8s %-12s %22s %22s %22s %22s %10s %20s\n", "profile", "fault", "new leader s (median)", "write gap s (median)", "router gap s (median)", "rejoin s (median)", "lost (max)", "guard ms (median)")
 	for _, r := range rowsOut {
-		guardMs := "-"
+		guardMs, routerGap := "-", "-"
 		if r.GuardDecision != nil {
 			guardMs = fmt.Sprintf("%.0f", r.GuardDecision.Median*1000)
 		}
-		fmt.Printf("%-8s %-12s %22.2f %22.2f %22.2f %10.0f %20s\n", r.Profile, r.Fault, r.NewLeader.Median, r.Unavailable.Median, r.Rejoin.Median, r.Lost.Max, guardMs)
+		if r.RouterUnavailable != nil {
+			routerGap = fmt.Sprintf("%.2f", r.RouterUnavailable.Median)
+		}
+		fmt.Printf("%-8s %-12s %22.2f %22.2f %22s %22.2f %10.0f %20s\n", r.Profile, r.Fault, r.NewLeader.Median, r.Unavailable.Median, routerGap, r.Rejoin.Median, r.Lost.Max, guardMs)
 	}
 	if err := os.MkdirAll("bench/results", 0o755); err != nil {
 		return err

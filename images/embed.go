@@ -4,7 +4,7 @@ package images
 
 import "embed"
 
-// Contexts holds one directory per image: etcd/, patroni/, objectstore/, guard/, dind/, netfault/.
+// Contexts holds one directory per image: etcd/, patroni/, objectstore/, guard/, router/, dind/, netfault/.
 //
-//go:embed etcd patroni objectstore guard dind netfault
+//go:embed etcd patroni objectstore guard router dind netfault
 var Contexts embed.FS

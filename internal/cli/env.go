@@ -27,13 +27,23 @@ func (a *app) newEnvCommand() *cobra.Command {
 				n, _ := topo.PatroniNode(primary)
 				port = n.PGPort
 			}
+			// DATABASE_URL goes through the router when the cluster has
+			// one: one address that follows the primary; DATABASE_URL_DIRECT
+			// is the multi-host DSN that finds the primary itself.
+			urls := [][2]string{{"DATABASE_URL", acc.MultiHostURL()}}
+			if topo.Router {
+				urls = [][2]string{{"DATABASE_URL", acc.RouterURL()}, {"DATABASE_URL_DIRECT", acc.MultiHostURL()},
+					{"DATABASE_URL_RO", acc.RouterReadOnlyURL()}, {"PGHA_ROUTER_STATS", acc.RouterStatsURL()}}
+			}
 			exports := [][2]string{
 				{"PGHOST", acc.Host},
 				{"PGPORT", fmt.Sprint(port)},
 				{"PGUSER", topology.SuperUser},
 				{"PGPASSWORD", acc.Creds.SuperuserPassword},
 				{"PGDATABASE", "postgres"},
-				{"DATABASE_URL", acc.MultiHostURL()},
+			}
+			exports = append(exports, urls...)
+			exports = append(exports, [][2]string{
 				{"ETCDCTL_API", "3"},
 				{"ETCDCTL_ENDPOINTS", strings.Join(acc.EtcdEndpoints(), ",")},
 				// etcd serves TLS from the cluster's CA and requires a login: pgha's own user.
@@ -45,7 +55,7 @@ func (a *app) newEnvCommand() *cobra.Command {
 				{"AWS_SECRET_ACCESS_KEY", acc.Creds.S3SecretKey},
 				{"AWS_ENDPOINT_URL", "https://" + acc.S3Addr()},
 				{"AWS_CA_BUNDLE", acc.Creds.CAFile},
-			}
+			}...)
 			for _, e := range exports {
 				fmt.Fprintf(a.stdout, "export %s=%s\n", e[0], shellQuote(e[1]))
 			}

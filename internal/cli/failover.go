@@ -365,8 +365,12 @@ func (a *app) printMatrix(rep failover.MatrixReport) {
 		if s.NewLeaderRounds > 0 {
 			leader = sec(s.NewLeaderMedian, s.NewLeaderMax)
 		}
+		gap := sec(s.GapMedian, s.GapMax)
+		if s.RouterGapMax > 0 {
+			gap += fmt.Sprintf(" (router %s)", sec(s.RouterGapMedian, s.RouterGapMax))
+		}
 		rows = append(rows, []string{s.Fault, s.On, fmt.Sprintf("%s (%d)", s.ExpectFailover, s.Failovers), fmt.Sprintf("%d/%d", s.Passed, s.Rounds),
-			fmt.Sprintf("%d/%d", s.Healed, s.Rounds), sec(s.GapMedian, s.GapMax), leader, sec(s.RejoinMedian, s.RejoinMax),
+			fmt.Sprintf("%d/%d", s.Healed, s.Rounds), gap, leader, sec(s.RejoinMedian, s.RejoinMax),
 			fmt.Sprintf("%d / %d / %d", s.Acked, s.Lost, s.NeverSent), fmt.Sprint(s.SplitBrains)})
 		if s.Note != "" {
 			notes = append(notes, fmt.Sprintf("%s: %d acknowledged writes lost: %s", s.Fault, s.Lost, s.Note))
@@ -419,7 +423,7 @@ func (a *app) printFailover(r failover.Report) {
 		{"old primary → new primary", fmt.Sprintf("%s → %s", r.OldPrimary, r.NewPrimary)},
 		{"timeline", fmt.Sprintf("%d → %d", r.OldTimeline, r.NewTimeline)},
 		{"new leader key in etcd after", leaderWords(r)},
-		{"write unavailability", sec(r.UnavailableSec)},
+		{"write unavailability", sec(r.UnavailableSec) + routerBeside(r)},
 		{"rejoined as streaming replica after", sec(r.RejoinSec)},
 		{"writes acked / failed / unknown", fmt.Sprintf("%d / %d / %d", r.Audit.Acked, r.Audit.Failed, r.Audit.Unknown)},
 		{"acknowledged writes lost", fmt.Sprint(r.LostAcked)},
@@ -442,6 +446,7 @@ func (a *app) printFailover(r failover.Report) {
 		}
 		rows = append(rows, []string{"guard decision", d.Summary() + took + ": " + d.Reason})
 	}
+	rows = append(rows, routerRows(r)...)
 	if r.IsolatedStoppedWritesSec != 0 {
 		rows = append(rows, []string{"isolated old primary stopped taking writes after", sec(r.IsolatedStoppedWritesSec)})
 	}

@@ -21,6 +21,7 @@ type topologyFlags struct {
 	profile    string
 	sync       string
 	guard      bool
+	router     bool
 }
 
 func (f *topologyFlags) register(cmd *cobra.Command) {
@@ -32,6 +33,7 @@ func (f *topologyFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.profile, "profile", topology.DefaultProfile, "failover timing: fast (ttl 20, loop_wait 1, retry_timeout 5) or seed (Patroni's defaults 30/10/10)")
 	cmd.Flags().StringVar(&f.sync, "sync", topology.SyncOff, "synchronous replication: off, on or strict")
 	cmd.Flags().BoolVar(&f.guard, "guard", true, "run the fencing guard: fail over at once when the primary's container dies (--guard=false: Patroni's lease only)")
+	cmd.Flags().BoolVar(&f.router, "router", true, "run the router (HAProxy): 127.0.0.1:5000 reaches the primary, 5001 the replicas (--router=false: none)")
 }
 
 // resolve returns the topology to build. Without -f or count flags, an existing
@@ -52,7 +54,7 @@ func (f *topologyFlags) resolve(ctx context.Context, cmd *cobra.Command, b clust
 		if changed("name") {
 			want.Name = f.name
 		}
-	case !changed("etcd") && !changed("patroni") && !changed("port-offset") && !changed("profile") && !changed("sync") && !changed("guard"):
+	case !changed("etcd") && !changed("patroni") && !changed("port-offset") && !changed("profile") && !changed("sync") && !changed("guard") && !changed("router"):
 		// Plain `up` on an existing cluster keeps the topology it was made with.
 		existing, err := b.Find(ctx, f.name)
 		if err == nil {
@@ -76,6 +78,16 @@ func (f *topologyFlags) resolve(ctx context.Context, cmd *cobra.Command, b clust
 	}
 	if f.file == "" || changed("guard") {
 		want.Guard = f.guard
+	}
+	if f.file == "" || changed("router") {
+		want.Router = f.router
+		if want.Router && want.RouterPorts == (topology.RouterPorts{}) {
+			// A file that said router: false has no router ports.
+			want.RouterPorts = topology.DefaultRouterPorts()
+			want.RouterPorts.Primary += f.portOffset
+			want.RouterPorts.Replicas += f.portOffset
+			want.RouterPorts.Stats += f.portOffset
+		}
 	}
 	w, err := want.Validate()
 	if err != nil {

@@ -22,7 +22,8 @@ func (a *app) newUpCommand() *cobra.Command {
 		Short: "Build images if needed and bring the cluster up until it is ready",
 		Long: `Build the images that are missing, create the network, volumes and containers that
 are missing, start what is stopped, and wait until every etcd member is healthy, one
-Patroni node is the primary, every replica streams and the object store answers over TLS.
+Patroni node is the primary, every replica streams, the object store answers over TLS
+and the router (HAProxy: 127.0.0.1:5000 the primary, 5001 the replicas) follows them.
 On a running cluster it changes nothing.`,
 		Example: "  pgha up\n  pgha up -f examples/five-node.yaml\n  pgha up --name lab2 --port-offset 100",
 		Args:    cobra.NoArgs,

@@ -56,10 +56,10 @@ type planInput struct {
 
 // planners make the containers of each role, in start order. A new role
 // (a router, say) is one more planner here and a topology field.
-var planners = []func(planInput) []Spec{planEtcd, planObjectStore, planPatroni, planGuard}
+var planners = []func(planInput) []Spec{planEtcd, planObjectStore, planPatroni, planGuard, planRouter}
 
 // Plan is every container of a cluster, in start order: etcd members, the
-// object store, Patroni nodes, then the guard when it is on.
+// object store, Patroni nodes, then the guard and the router when they are on.
 func Plan(topo topology.Cluster, imgs images.ImageSet, sec secrets.Secrets, store secrets.Store, socket string) []Spec {
 	in := planInput{topo: topo, images: imgs, sec: sec, store: store, socket: socket}
 	var specs []Spec

@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"flag"
+	"github.com/docker/go-connections/nat"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -92,7 +93,7 @@ func TestPlanSeed(t *testing.T) {
 			}
 		}
 	}
-	if got := strings.Join(order, " "); got != "etcd1 etcd2 etcd3 versitygw patroni1 patroni2 patroni3 guard-proxy guard" {
+	if got := strings.Join(order, " "); got != "etcd1 etcd2 etcd3 versitygw patroni1 patroni2 patroni3 guard-proxy guard router" {
 		t.Errorf("order %s", got)
 	}
 	for _, g := range ByRole(specs, topology.RoleGuard) {
@@ -132,6 +133,39 @@ func TestPlanSeed(t *testing.T) {
 	noGuard.Guard = false
 	if n := len(ByRole(Plan(noGuard, images.ImageSet{}, secrets.Secrets{}, secrets.Store{}, ""), topology.RoleGuard)); n != 0 {
 		t.Errorf("%d guard containers with guard: false", n)
+	}
+}
+
+// The router: its three listeners on loopback at the topology's host ports,
+// no volume, no capabilities, the generated haproxy.cfg copied in; none with
+// router: false.
+func TestPlanRouter(t *testing.T) {
+	topo := topology.Seed()
+	topo.ShiftPorts(100)
+	specs := Plan(topo, images.ImageSet{Router: images.Image{Ref: "pgha/router:R"}}, secrets.Secrets{}, secrets.Store{}, "")
+	rs := ByRole(specs, topology.RoleRouter)
+	if len(rs) != 1 {
+		t.Fatalf("%d router specs", len(rs))
+	}
+	r := rs[0]
+	want := map[string]string{"5000/tcp": "5100", "5001/tcp": "5101", "7000/tcp": "7100"}
+	for port, hp := range want {
+		b := r.Host.PortBindings[nat.Port(port)]
+		if len(b) != 1 || b[0].HostIP != "127.0.0.1" || b[0].HostPort != hp {
+			t.Errorf("router %s published as %+v, want 127.0.0.1:%s", port, b, hp)
+		}
+	}
+	if r.Volume != "" || len(r.Host.Mounts) != 0 || len(r.Host.CapDrop) != 1 || r.Host.CapDrop[0] != "ALL" || r.Config.Image != "pgha/router:R" {
+		t.Errorf("router spec %+v %+v", r.Config, r.Host)
+	}
+	files, err := r.Files()
+	if err != nil || len(files) != 1 || files[0].Name != topology.RouterConfigFile || string(files[0].Data) != topo.RouterConfig() {
+		t.Errorf("router files %v %v", files, err)
+	}
+	off := topology.Seed()
+	off.Router = false
+	if n := len(ByRole(Plan(off, images.ImageSet{}, secrets.Secrets{}, secrets.Store{}, ""), topology.RoleRouter)); n != 0 {
+		t.Errorf("%d router containers with router: false", n)
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 
 // NodeStatus is one row of the cluster summary.
 type NodeStatus struct {
-	Service   string   `json:"service"` // etcd, patroni, objectstore, guard
+	Service   string   `json:"service"` // etcd, patroni, objectstore, guard, router
 	Node      string   `json:"node"`
 	Container string   `json:"container"`
 	Image     string   `json:"image"`
@@ -73,6 +73,10 @@ func (d *Docker) Status(ctx context.Context, name string) (ClusterStatus, error)
 		storePorts = append(storePorts, portMap(topo.ObjectStore.ConsolePort, topology.S3ConsolePort))
 	}
 	add(topology.RoleObjectStore, kind, "s3", storePorts...)
+	if topo.Router {
+		add(topology.RoleRouter, topology.RouterNode, "haproxy", portMap(topo.RouterPorts.Primary, topology.RouterPrimaryPort),
+			portMap(topo.RouterPorts.Replicas, topology.RouterReplicaPort), portMap(topo.RouterPorts.Stats, topology.RouterStatsPort))
+	}
 	if topo.Guard {
 		add(topology.RoleGuard, topology.GuardNode, "fencing")
 		add(topology.RoleGuard, topology.GuardProxyNode, "engine API filter")
@@ -157,6 +161,8 @@ func probeHealth(ctx context.Context, acc clients.Access, st *ClusterStatus) {
 				n.Healthy = ps.Leading() || ps.Streaming()
 			case topology.RoleObjectStore:
 				probeStore(ctx, acc, n)
+			case topology.RoleRouter:
+				probeRouter(ctx, acc, n)
 			}
 			if !n.Healthy {
 				problem("%s: %s", n.Container, n.Health)

@@ -110,6 +110,7 @@ func (u *upRun) steps() []progress.Named {
 		{Title: "Creating the pgBackRest stanza", Run: u.stanzaOnLeader, Skip: u.notBootstrap},
 		{Title: fmt.Sprintf("Starting Patroni (%s)", strings.Join(u.topo.ContainerNames(u.topo.PatroniNames()), ", ")), Run: u.startPatroni},
 		{Title: "Waiting for the guard", Run: u.waitGuard, Skip: noGuard},
+		{Title: "Starting the router", Run: u.startRouter, Skip: func() bool { return !u.topo.Router }},
 		{Title: "Waiting for every etcd member", Run: u.waitEtcdAll},
 		{Title: "Creating the pgBackRest stanza", Run: u.stanzaOnPrimary, Skip: func() bool { return u.bootstrap }},
 	}
@@ -129,6 +130,9 @@ func (u *upRun) resolveImages(ctx context.Context) (string, error) {
 	} else if kind != "" && kind != imgs.ObjectStore.Kind {
 		// Keep the store the cluster was made with; its container exists already.
 		imgs.ObjectStore = images.Image{Role: topology.RoleObjectStore, Kind: kind, Source: "existing container"}
+	}
+	if !u.topo.Router {
+		imgs.Router = images.Image{}
 	}
 	if !u.topo.Guard {
 		imgs.Guard = images.Image{}

@@ -125,8 +125,10 @@ type Report struct {
 	Archive       *ArchiveReport `json:"archive,omitempty"`
 	VerifiedAfter bool           `json:"verifiedAfter"`
 	Guard         GuardReport    `json:"guard"`
-	Failures      []string       `json:"failures"`
-	OK            bool           `json:"ok"`
+	// Router: the same run seen through the cluster's router, when it has one.
+	Router   *RouterReport `json:"router,omitempty"`
+	Failures []string      `json:"failures"`
+	OK       bool          `json:"ok"`
 	// Timeline is what the picture shows; not part of the JSON.
 	Timeline *Timeline `json:"-"`
 }
@@ -244,6 +246,19 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 	}); err != nil {
 		return rep, before, fmt.Errorf("the writer could not write to the primary before the fault: %w", err)
 	}
+	// A second writer through the router, its replica port probed, and a
+	// session held on the primary through it.
+	var rt *routerRun
+	if topo.Router {
+		if rt, err = startRouter(ctx, t.Access, w.table+"_router", rep.TargetWasLeader && expect == faults.FailoverExpected); err != nil {
+			return rep, before, err
+		}
+		defer rt.drop(ctx)
+		defer rt.close()
+		if err := rt.waitAcked(ctx); err != nil {
+			return rep, before, fmt.Errorf("the writer could not write through the router before the fault: %w", err)
+		}
+	}
 
 	// WAL archiving before the fault, for a fault that disturbs it.
 	var archBefore archiveState
@@ -275,6 +290,9 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 	}
 	inPlaceAt := time.Now()
 	rep.InPlaceSec = inPlaceAt.Sub(faultAt).Seconds()
+	if rt != nil {
+		rt.watchHeld(ctx, faultAt, opts.Timeout)
+	}
 	fail := func(format string, a ...any) { rep.Failures = append(rep.Failures, fmt.Sprintf(format, a...)) }
 
 	// A cut-off node is probed, and a cut-off old primary watched, from
@@ -434,6 +452,15 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 		fail("writes did not resume within %s of the heal", opts.Timeout)
 	}
 
+	if rt != nil {
+		if err := waitResumed(ctx, rt.w, resumeAfter, opts.Timeout); err != nil {
+			if ctx.Err() != nil {
+				return rep, before, ctx.Err()
+			}
+			fail("writes through the router did not resume within %s of the heal", opts.Timeout)
+		}
+	}
+
 	// Stop writing, measure the gap over the whole run, then audit.
 	time.Sleep(200 * time.Millisecond) // a few acknowledged writes on the primary
 	stopWriter()
@@ -441,6 +468,19 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 	gap, from, to, _ := Gap(w.Writes(), faultAt)
 	rep.UnavailableSec = gap.Seconds()
 	rep.GapFromSec, rep.GapToSec = from.Sub(faultAt).Seconds(), to.Sub(faultAt).Seconds()
+	if rt != nil {
+		rr := rt.finish(ctx, faultAt, rep.UnavailableSec)
+		rep.Router = &rr
+		if rr.ReadOnlyFromPrimary > 0 {
+			fail("the router's replica port answered %d times from a primary (%v)", rr.ReadOnlyFromPrimary, rr.ReadOnlyPrimaries)
+		}
+		if c := rr.HeldSessionClosedSec; c != nil && *c < 0 {
+			fail("a session held on %s through the router was still open %s after the fault", rr.HeldSessionNode, opts.Timeout)
+		}
+		if topo.SynchronousMode == topology.SyncStrict && rr.LostAcked > 0 {
+			fail("%d writes acknowledged through the router lost in strict synchronous mode", rr.LostAcked)
+		}
+	}
 	audit, err := w.AuditWrites(ctx)
 	if err != nil {
 		fail("auditing the writes: %v", err)

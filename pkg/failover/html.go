@@ -93,6 +93,10 @@ func figures(r Report) [][2]string {
 		{"probes", fmt.Sprint(r.Probes)},
 		{"profile / synchronous mode", r.Profile + " / " + r.SynchronousMode},
 	}
+	if rr := r.Router; rr != nil {
+		rows = append(rows, [2]string{"write gap through the router", fmt.Sprintf("%.2f s (%+.2f s beside the direct DSN)", rr.UnavailableSec, rr.DiffSec)},
+			[2]string{"router replica port", fmt.Sprintf("%d answers, %d from a primary", rr.ReadOnlyAnswers, rr.ReadOnlyFromPrimary)})
+	}
 	if r.Archive != nil {
 		rows = append(rows, [2]string{"WAL archive", fmt.Sprintf("%d segments %s … %s, %d missing; %d closed segments waiting at the heal (%d failed attempts); caught up %.2f s after the heal",
 			r.Archive.Segments, r.Archive.From, r.Archive.To, len(r.Archive.Missing), r.Archive.WaitingAtHeal, r.Archive.FailedDuring, r.Archive.CaughtUpSec)})

@@ -32,9 +32,12 @@ type FaultSummary struct {
 	Rounds         int    `json:"rounds"`
 	Passed         int    `json:"passed"`
 	// Healed counts rounds after which the cluster was whole again.
-	Healed          int     `json:"healed"`
-	GapMedian       float64 `json:"writeGapMedianSeconds"`
-	GapMax          float64 `json:"writeGapMaxSeconds"`
+	Healed    int     `json:"healed"`
+	GapMedian float64 `json:"writeGapMedianSeconds"`
+	GapMax    float64 `json:"writeGapMaxSeconds"`
+	// The write gap through the router, when the cluster has one.
+	RouterGapMedian float64 `json:"routerWriteGapMedianSeconds,omitempty"`
+	RouterGapMax    float64 `json:"routerWriteGapMaxSeconds,omitempty"`
 	NewLeaderMedian float64 `json:"newLeaderMedianSeconds"`
 	NewLeaderMax    float64 `json:"newLeaderMaxSeconds"`
 	// NewLeaderRounds counts the rounds with a new leader key.
@@ -147,7 +150,7 @@ func Summarize(fs []faults.Fault, runs []Report, syncMode string) []FaultSummary
 	var out []FaultSummary
 	for _, f := range fs {
 		s := FaultSummary{Fault: f.Name(), On: string(f.Promises().On), ExpectFailover: string(f.Promises().Failover), Failures: []string{}}
-		var gaps, leaders, rejoins []float64
+		var gaps, routerGaps, leaders, rejoins []float64
 		round := 0
 		for _, r := range runs {
 			if r.Fault != f.Name() {
@@ -163,6 +166,9 @@ func Summarize(fs []faults.Fault, runs []Report, syncMode string) []FaultSummary
 				s.Healed++
 			}
 			gaps = append(gaps, r.UnavailableSec)
+			if r.Router != nil {
+				routerGaps = append(routerGaps, r.Router.UnavailableSec)
+			}
 			if r.NewLeaderSec > 0 {
 				leaders = append(leaders, r.NewLeaderSec)
 				s.NewLeaderRounds++
@@ -187,6 +193,7 @@ func Summarize(fs []faults.Fault, runs []Report, syncMode string) []FaultSummary
 			}
 		}
 		s.GapMedian, s.GapMax = medianMax(gaps)
+		s.RouterGapMedian, s.RouterGapMax = medianMax(routerGaps)
 		s.NewLeaderMedian, s.NewLeaderMax = medianMax(leaders)
 		s.RejoinMedian, s.RejoinMax = medianMax(rejoins)
 		if s.Lost > 0 && syncMode != topology.SyncStrict {

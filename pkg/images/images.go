@@ -30,8 +30,11 @@ import (
 const (
 	UpstreamEtcd  = "quay.io/coreos/etcd:v3.5.16"
 	UpstreamMinIO = "minio/minio:RELEASE.2024-10-02T17-50-41Z"
-	UbuntuBase    = "ubuntu:24.04"
-	PatroniAlias  = "patroni:local"
+	// UpstreamHAProxy is the router's upstream image; its haproxy binary is on
+	// PATH as in Debian's, so the same command line runs both.
+	UpstreamHAProxy = "haproxy:3.0"
+	UbuntuBase      = "ubuntu:24.04"
+	PatroniAlias    = "patroni:local"
 )
 
 // Image labels: the image's role and the hash of what built it.
@@ -62,10 +65,14 @@ type ImageSet struct {
 	// Guard is pgha's own binary in an image; its Unavailable says why
 	// when this pgha cannot run in the engine (another OS or architecture).
 	Guard Image `json:"guard"`
+	// Router is HAProxy, for clusters with the router on.
+	Router Image `json:"router"`
 }
 
 // All lists the images, Patroni first.
-func (s *ImageSet) All() []*Image { return []*Image{&s.Patroni, &s.Etcd, &s.ObjectStore, &s.Guard} }
+func (s *ImageSet) All() []*Image {
+	return []*Image{&s.Patroni, &s.Etcd, &s.ObjectStore, &s.Guard, &s.Router}
+}
 
 // NeedsBuild says whether any image is still to be built.
 func (s ImageSet) NeedsBuild() bool {
@@ -132,6 +139,12 @@ func (s *Supplier) Resolve(ctx context.Context) (ImageSet, error) {
 		set.ObjectStore.Kind = topology.StoreMinIO
 	}
 	set.Guard, err = s.guardImage(ctx, base, offline)
+	if err != nil {
+		return set, err
+	}
+	// Router: upstream HAProxy when present or pullable, else Debian's haproxy.
+	set.Router, err = s.upstreamOr(ctx, topology.RoleRouter, UpstreamHAProxy,
+		&buildSpec{dir: "router", base: OfflineBaseRef, offlineBase: true}, "Debian haproxy 3.0 on the offline base")
 	return set, err
 }
 

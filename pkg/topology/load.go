@@ -29,7 +29,7 @@ func LoadFile(path string) (Cluster, []string, error) {
 // Parse strictly decodes a YAML topology (an unknown field is an error that
 // names the field and its line), fills defaults and validates it.
 func Parse(data []byte) (Cluster, []string, error) {
-	c := Cluster{Guard: true} // on unless the file says guard: false
+	c := Cluster{Guard: true, Router: true} // on unless the file says guard: false, router: false
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
@@ -51,7 +51,7 @@ var unknownField = regexp.MustCompile(`field (\S+) not found in type topology\.(
 
 // section names the part of the file a Go type stands for.
 var section = map[string]string{
-	"Cluster": "the top level", "EtcdNode": "an etcd member", "PGNode": "a patroni node", "ObjectStore": "objectStore",
+	"Cluster": "the top level", "EtcdNode": "an etcd member", "PGNode": "a patroni node", "ObjectStore": "objectStore", "RouterPorts": "routerPorts",
 }
 
 // friendlyYAMLError turns yaml's type names into the file's own words.

@@ -35,6 +35,7 @@ const (
 	RoleNetwork     = "network"
 	RoleVolume      = "volume"
 	RoleGuard       = "guard"
+	RoleRouter      = "router"
 )
 
 // GuardNode is the guard's node name: its container is ContainerName(GuardNode)
@@ -45,6 +46,10 @@ const GuardNode = "guard"
 // guard's with the engine's socket.
 const GuardProxyNode = "guard-proxy"
 
+// RouterNode is the router's node name: its container is
+// ContainerName(RouterNode) and its host name on the cluster network.
+const RouterNode = "router"
+
 // Container ports, the same in every cluster; only host ports differ.
 const (
 	EtcdClientPort = 2379
@@ -53,6 +58,10 @@ const (
 	PatroniAPIPort = 8008
 	S3APIPort      = 9000
 	S3ConsolePort  = 9001
+	// The router's listeners: the primary, the replicas, the stats page.
+	RouterPrimaryPort = 5000
+	RouterReplicaPort = 5001
+	RouterStatsPort   = 7000
 )
 
 // Cluster is a topology: what pgha up builds.
@@ -74,6 +83,13 @@ type Cluster struct {
 	// Decoders start from a Cluster with Guard true, so a file or label
 	// without the field keeps it on.
 	Guard bool `yaml:"guard" json:"guard"`
+	// Router runs HAProxy (on by default): one address for the primary and
+	// one for the replicas that follow a failover. Decoders of a file start
+	// with it on; a label without it (a cluster made before the router
+	// existed) leaves it off, since its ports were never checked free.
+	Router bool `yaml:"router" json:"router"`
+	// RouterPorts are the router's host ports.
+	RouterPorts RouterPorts `yaml:"routerPorts" json:"routerPorts"`
 	// Restore, set by pgha restore only, bootstraps the cluster from a
 	// backup instead of initdb. Never read from or written to a file.
 	Restore *RestoreTarget `yaml:"-" json:"-"`
@@ -102,6 +118,16 @@ type ObjectStore struct {
 	ConsolePort int    `yaml:"consolePort" json:"consolePort"` // used by MinIO only
 	Bucket      string `yaml:"bucket" json:"bucket"`
 }
+
+// RouterPorts are the router's host ports.
+type RouterPorts struct {
+	Primary  int `yaml:"primary" json:"primary"`   // read-write, the current primary
+	Replicas int `yaml:"replicas" json:"replicas"` // read-only, the streaming replicas
+	Stats    int `yaml:"stats" json:"stats"`       // HAProxy's stats page
+}
+
+// DefaultRouterPorts follow Patroni's demo and autobase: 5000 and 5001.
+func DefaultRouterPorts() RouterPorts { return RouterPorts{Primary: 5000, Replicas: 5001, Stats: 7000} }
 
 // Seed returns the reference topology of DESIGN.md §1: 3 etcd, 3 Patroni with
 // patroni2 as bootstrap leader, the object store on 9000/9001.
@@ -133,6 +159,8 @@ func Generate(name string, etcd, patroni int) (Cluster, error) {
 		Profile:         DefaultProfile,
 		SynchronousMode: SyncOff,
 		Guard:           true,
+		Router:          true,
+		RouterPorts:     DefaultRouterPorts(),
 	}
 	for i := 0; i < etcd; i++ {
 		c.Etcd = append(c.Etcd, EtcdNode{Name: fmt.Sprintf("etcd%d", i+1), ClientPort: etcdClientPort(i)})
@@ -161,6 +189,11 @@ func (c *Cluster) ShiftPorts(offset int) {
 	if c.ObjectStore.ConsolePort != 0 {
 		c.ObjectStore.ConsolePort += offset
 	}
+	if c.RouterPorts != (RouterPorts{}) {
+		c.RouterPorts.Primary += offset
+		c.RouterPorts.Replicas += offset
+		c.RouterPorts.Stats += offset
+	}
 }
 
 // applyDefaults fills what a topology file may leave out.
@@ -183,6 +216,9 @@ func (c *Cluster) applyDefaults() {
 	if c.SynchronousMode == "" {
 		c.SynchronousMode = SyncOff
 	}
+	if c.Router && c.RouterPorts == (RouterPorts{}) {
+		c.RouterPorts = DefaultRouterPorts()
+	}
 	if c.BootstrapLeader == "" && len(c.Patroni) > 0 {
 		c.BootstrapLeader = c.Patroni[0].Name
 	}
@@ -202,6 +238,10 @@ func (c Cluster) HostPorts(storeKind string) []HostPort {
 	ps = append(ps, HostPort{c.ObjectStore.APIPort, "objectStore", "S3 API"})
 	if c.ObjectStore.ConsolePort != 0 && storeKind == StoreMinIO {
 		ps = append(ps, HostPort{c.ObjectStore.ConsolePort, "objectStore", "console"})
+	}
+	if c.Router {
+		ps = append(ps, HostPort{c.RouterPorts.Primary, RouterNode, "primary"},
+			HostPort{c.RouterPorts.Replicas, RouterNode, "replicas"}, HostPort{c.RouterPorts.Stats, RouterNode, "stats"})
 	}
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Port < ps[j].Port })
 	return ps

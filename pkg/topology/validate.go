@@ -51,6 +51,7 @@ var reservedNodeNames = map[string]string{
 	ObjectStoreAlias: "the object store's alias",
 	GuardNode:        "the guard",
 	GuardProxyNode:   "the guard's API proxy",
+	RouterNode:       "the router",
 }
 
 // Validate checks the whole topology and reports every problem at once.
@@ -118,6 +119,11 @@ func (c Cluster) Validate() (warnings []string, err error) {
 	checkPort("objectStore.apiPort", c.ObjectStore.APIPort)
 	if c.ObjectStore.ConsolePort != 0 {
 		checkPort("objectStore.consolePort", c.ObjectStore.ConsolePort)
+	}
+	if c.Router {
+		checkPort("routerPorts.primary", c.RouterPorts.Primary)
+		checkPort("routerPorts.replicas", c.RouterPorts.Replicas)
+		checkPort("routerPorts.stats", c.RouterPorts.Stats)
 	}
 	if !bucket.MatchString(c.ObjectStore.Bucket) {
 		add("objectStore.bucket %q: not a valid S3 bucket name", c.ObjectStore.Bucket)

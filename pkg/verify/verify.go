@@ -57,7 +57,7 @@ type Target struct {
 // or ctx ends (a check then fails with what it was waiting for).
 func Run(ctx context.Context, t Target) Report {
 	start := time.Now()
-	groups := []func(context.Context, Target, *rows){checkEtcd, checkPatroniAndPostgres, checkObjectStore}
+	groups := []func(context.Context, Target, *rows){checkEtcd, checkPatroniAndPostgres, checkObjectStore, checkRouter}
 	results := make([]rows, len(groups))
 	var wg sync.WaitGroup
 	for i, group := range groups {

@@ -154,9 +154,9 @@ func TestSecurity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// 3 etcd, 3 Patroni, the object store, the guard and its API proxy.
-		if len(list) != 9 {
-			t.Errorf("%d containers, want 9", len(list))
+		// 3 etcd, 3 Patroni, the object store, the guard and its API proxy, the router.
+		if len(list) != 10 {
+			t.Errorf("%d containers, want 10", len(list))
 		}
 		values := sec.Values()
 		for _, ct := range list {

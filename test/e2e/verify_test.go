@@ -58,14 +58,14 @@ func TestVerifyInspectEnv(t *testing.T) {
 			t.Errorf("check with empty fields: %+v", ck)
 		}
 	}
-	if groups["etcd"] != 6 || groups["patroni"] != 5 || groups["postgres"] != 6 || groups["objectstore"] != 2 {
+	if groups["etcd"] != 6 || groups["patroni"] != 5 || groups["postgres"] != 6 || groups["objectstore"] != 2 || groups["router"] != 3 {
 		t.Errorf("checks per group = %v", groups)
 	}
 	if primary != "patroni2" {
 		t.Errorf("verify's primary = %q", primary)
 	}
 	table := mustPgha(t, "verify", "--name", c.name)
-	if !strings.Contains(table.stdout, "marker row replicated") || !strings.Contains(table.stdout, "WAL archived to the object store") || !strings.Contains(table.stderr, "all 19 checks passed") {
+	if !strings.Contains(table.stdout, "marker row replicated") || !strings.Contains(table.stdout, "WAL archived to the object store") || !strings.Contains(table.stderr, "all 22 checks passed") {
 		t.Errorf("verify table:\n%s", table)
 	}
 
