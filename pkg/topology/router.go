@@ -27,7 +27,7 @@ const RouterConfigFile = "/etc/pgha/haproxy.cfg"
 // Each check is an HTTP request that makes Patroni query PostgreSQL: about
 // 20 requests a second per replica, a few per cent of a core.
 const (
-	routerPrimaryInter = "500ms"
+	routerPrimaryInter = "300ms"
 	routerReplicaInter = "200ms"
 	routerDownInter    = "100ms"
 	routerCheckTimeout = "1s"
@@ -76,15 +76,24 @@ func (c Cluster) RouterConfig() string {
 	w("    option tcplog")
 	w("    option dontlog-normal")
 	w("    option log-separate-errors")
-	w("    timeout connect 1s")
+	// A killed node's address answers nothing: a connection to it (a
+	// client's, or a check's, which takes the lower of this and inter)
+	// gives up after this, not a second later. On one bridge a connect
+	// takes well under a millisecond.
+	w("    timeout connect 200ms")
 	w("    timeout check %s", routerCheckTimeout)
 	// Sessions may idle for long; TCP keepalives find dead peers.
 	w("    timeout client 30m")
 	w("    timeout server 30m")
 	w("    option clitcpka")
 	w("    option srvtcpka")
-	// A connection that fails to reach a server tries another up one.
-	w("    retries 2")
+	// A client's connection that fails to reach a server marks it down at
+	// once (observe layer4, on-error mark-down) rather than at its next
+	// check: a killed primary's address answers nothing. The connection
+	// tries another up server, once:
+	// more retries at a dead address outlast the clients' own 1 s connect
+	// timeout.
+	w("    retries 1")
 	w("    option redispatch")
 	w("")
 	w("listen stats")
@@ -110,7 +119,7 @@ func (c Cluster) RouterConfig() string {
 	w("    http-check send meth GET uri /primary")
 	w("    http-check expect status 200")
 	w(`    http-check expect rstring "\"role\": *\"primary\""`)
-	w("    default-server inter %s fastinter %s downinter %s rise 1 fall 1 on-marked-down shutdown-sessions resolvers engine init-addr last,libc,none",
+	w("    default-server inter %s fastinter %s downinter %s rise 1 fall 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down resolvers engine init-addr last,libc,none",
 		routerPrimaryInter, routerDownInter, routerDownInter)
 	for _, n := range c.Patroni {
 		w("    server %s %s:%d check port %d", n.Name, n.Name, PostgresPort, PatroniAPIPort)
@@ -132,7 +141,7 @@ func (c Cluster) RouterConfig() string {
 	w("    http-check connect port %d", PatroniAPIPort)
 	w("    http-check send meth GET uri /replica")
 	w("    http-check expect status 200")
-	w("    default-server inter %s fastinter %s downinter %s rise 1 fall 1 on-marked-down shutdown-sessions resolvers engine init-addr last,libc,none",
+	w("    default-server inter %s fastinter %s downinter %s rise 1 fall 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down resolvers engine init-addr last,libc,none",
 		routerReplicaInter, routerReplicaInter, routerDownInter)
 	for _, n := range c.Patroni {
 		w("    server %s %s:%d check", n.Name, n.Name, PostgresPort)
