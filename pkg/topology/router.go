@@ -115,14 +115,21 @@ func (c Cluster) RouterConfig() string {
 	w("    bind *:%d", RouterPrimaryPort)
 	w("    tcp-request connection reject if { date(0,ms),sub(proc.started) lt %d }", routerWarmUp.Milliseconds())
 	w("    balance first")
+	// OPTIONS first: Patroni answers it with the status line only, the form
+	// it keeps for HAProxy. A check that stops reading a GET's body closes
+	// on Patroni mid-write, and Patroni logs a traceback for each — several
+	// a second per node. Only the node that passes it is asked for the body.
 	w("    option httpchk")
-	w("    http-check send meth GET uri /primary")
+	w("    http-check connect port %d", PatroniAPIPort)
+	w("    http-check send meth OPTIONS uri /primary")
 	w("    http-check expect status 200")
+	w("    http-check connect port %d", PatroniAPIPort)
+	w("    http-check send meth GET uri /primary ver HTTP/1.1 hdr Host patroni hdr Connection close")
 	w(`    http-check expect rstring "\"role\": *\"primary\""`)
 	w("    default-server inter %s fastinter %s downinter %s rise 1 fall 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down resolvers engine init-addr last,libc,none",
 		routerPrimaryInter, routerDownInter, routerDownInter)
 	for _, n := range c.Patroni {
-		w("    server %s %s:%d check port %d", n.Name, n.Name, PostgresPort, PatroniAPIPort)
+		w("    server %s %s:%d check", n.Name, n.Name, PostgresPort)
 	}
 	w("")
 	// Patroni answers GET /replica with 200 on a node that holds the leader
@@ -136,10 +143,10 @@ func (c Cluster) RouterConfig() string {
 	w("    balance roundrobin")
 	w("    option httpchk")
 	w("    http-check connect port %d", PatroniAPIPort)
-	w("    http-check send meth GET uri /primary")
+	w("    http-check send meth OPTIONS uri /primary")
 	w("    http-check expect status 503")
 	w("    http-check connect port %d", PatroniAPIPort)
-	w("    http-check send meth GET uri /replica")
+	w("    http-check send meth OPTIONS uri /replica")
 	w("    http-check expect status 200")
 	w("    default-server inter %s fastinter %s downinter %s rise 1 fall 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down resolvers engine init-addr last,libc,none",
 		routerReplicaInter, routerReplicaInter, routerDownInter)
