@@ -13,11 +13,12 @@ const RouterConfigFile = "/etc/pgha/haproxy.cfg"
 // the numbers decide how soon the router follows a failover. A new primary
 // is taken once PostgreSQL has left recovery (see RouterConfig), and a
 // multi-host DSN polls for that as fast as its client retries, so the nodes
-// that are down are checked every 100 ms: the router then trails the DSN by
-// about 0.05-0.2 s here (at 200 ms, and without the body check, by up to
+// that are down are checked every 50 ms: the router then trails the DSN by
+// about 0.05-0.3 s here (at 200 ms, and without the body check, by up to
 // 0.36 s).
-//   - the primary listener checks a node that is up every 500 ms, one that
-//     is down every 100 ms;
+//   - the primary listener checks a node that is up every 300 ms, one that
+//     is down every 50 ms; a client's connection that fails marks a node
+//     down at once (observe layer4);
 //   - one failed check (fall 1) takes a node out at once: a primary that is
 //     stopped or killed must not keep new sessions, and
 //     on-marked-down shutdown-sessions cuts the ones it holds;
@@ -29,7 +30,7 @@ const RouterConfigFile = "/etc/pgha/haproxy.cfg"
 const (
 	routerPrimaryInter = "300ms"
 	routerReplicaInter = "200ms"
-	routerDownInter    = "100ms"
+	routerDownInter    = "50ms"
 	routerCheckTimeout = "1s"
 	// routerWarmUp: an inter of the primary listener and a check timeout.
 	routerWarmUp = 1500 * time.Millisecond
