@@ -52,11 +52,11 @@ func main() {
 	bin := flag.String("pgha", "bin/pgha", "the pgha binary")
 	out := flag.String("json", "bench/results/latest.json", "where to write the figures as JSON")
 	matrix := flag.Bool("matrix", false, "run pgha failover-test --matrix (every fault -rounds times on one cluster) instead, figures as JSON")
-	matrixSync := flag.String("sync", "strict", "the synchronous mode of the failover and matrix clusters (off, on, strict)")
+	syncMode := flag.String("sync", "strict", "the synchronous mode of the failover and matrix clusters (off, on, strict)")
 	matrixFaults := flag.String("matrix-faults", "", "with -matrix: the faults, comma-separated (default: all)")
 	flag.Parse()
 	if *matrix {
-		if err := runMatrix(*rounds, *bin, *out, *matrixSync, *matrixFaults, strings.Split(*profiles, ",")[0]); err != nil {
+		if err := runMatrix(*rounds, *bin, *out, *syncMode, *matrixFaults, strings.Split(*profiles, ",")[0]); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
@@ -71,7 +71,7 @@ func main() {
 		err = run(*rounds, *cold, *bin, *out)
 	}
 	if err == nil && *only != "cluster" {
-		err = runFailover(*rounds, *bin, *out, *matrixSync, strings.Split(*faults, ","), strings.Split(*profiles, ","))
+		err = runFailover(*rounds, *bin, *out, *syncMode, strings.Split(*faults, ","), strings.Split(*profiles, ","))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -291,8 +291,7 @@ func TestDieEventWaitsForTheListToConfirm(t *testing.T) {
 	run(t, g, func() bool {
 		if !reconciled && find(log.records(), EventReconcile, "") != nil {
 			reconciled = true
-			msgs <- events.Message{Action: events.ActionDie, TimeNano: time.Now().UnixNano(),
-				Actor: events.Actor{ID: id, Attributes: map[string]string{"name": "lab-patroni2", "exitCode": "137"}}}
+			msgs <- dieEvent(id, "lab-patroni2", time.Now())
 			go func() {
 				time.Sleep(150 * time.Millisecond)
 				_ = e.ContainerKill(context.Background(), id, "KILL") // the list catches up
@@ -312,8 +311,7 @@ func TestDieEventWaitsForTheListToConfirm(t *testing.T) {
 func TestImpostorsDeathIsIgnored(t *testing.T) {
 	msgs := make(chan events.Message, 1)
 	g, e, k, log := guardOn(t, container.StateRunning, enginetest.EventStream{Msgs: msgs, Errs: make(chan error)})
-	msgs <- events.Message{Action: events.ActionDie, TimeNano: time.Now().Add(time.Second).UnixNano(),
-		Actor: events.Actor{ID: e.Containers["impostor"].ID, Attributes: map[string]string{"name": "impostor", "exitCode": "137"}}}
+	msgs <- dieEvent(e.Containers["impostor"].ID, "impostor", time.Now().Add(time.Second))
 	run(t, g, func() bool { return find(log.records(), EventDie, "") != nil })
 	if r := find(log.records(), EventDie, OutcomeLeftAlone); r == nil || !strings.Contains(r.Reason, "not a Patroni node pgha created") {
 		t.Errorf("impostor: %+v", log.records())
@@ -339,8 +337,7 @@ func TestDieEventOfAContainerStillRunning(t *testing.T) {
 	confirmWait, dieTrustWindow = 50*time.Millisecond, 0
 	msgs := make(chan events.Message, 1)
 	g, e, k, log := guardOn(t, container.StateRunning, enginetest.EventStream{Msgs: msgs, Errs: make(chan error)})
-	msgs <- events.Message{Action: events.ActionDie, TimeNano: time.Now().Add(time.Second).UnixNano(),
-		Actor: events.Actor{ID: e.Containers["lab-patroni2"].ID, Attributes: map[string]string{"name": "lab-patroni2", "exitCode": "137"}}}
+	msgs <- dieEvent(e.Containers["lab-patroni2"].ID, "lab-patroni2", time.Now().Add(time.Second))
 	run(t, g, func() bool {
 		return find(log.records(), EventDie, OutcomeFailed) != nil && len(log.records()) >= 3+attempts
 	})
@@ -371,8 +368,7 @@ func TestFreshDieEventIsTrusted(t *testing.T) {
 	run(t, g, func() bool {
 		if !reconciled && find(log.records(), EventReconcile, "") != nil {
 			reconciled = true
-			msgs <- events.Message{Action: events.ActionDie, TimeNano: time.Now().UnixNano(),
-				Actor: events.Actor{ID: id, Attributes: map[string]string{"name": "lab-patroni2", "exitCode": "137"}}}
+			msgs <- dieEvent(id, "lab-patroni2", time.Now())
 		}
 		_, ok := k.value(g.Config.LeaderKey)
 		return !ok
@@ -381,4 +377,11 @@ func TestFreshDieEventIsTrusted(t *testing.T) {
 	if r == nil || r.ConfirmMs > 100 || !strings.Contains(r.Reason, "exit code 137) according to the engine's die event") {
 		t.Fatalf("die decision: %+v", log.records())
 	}
+}
+
+// dieEvent is the engine's die event of a SIGKILLed container, as the
+// engine words it: its name and exit code among the attributes.
+func dieEvent(id, name string, at time.Time) events.Message {
+	return events.Message{Action: events.ActionDie, TimeNano: at.UnixNano(),
+		Actor: events.Actor{ID: id, Attributes: map[string]string{"name": name, "exitCode": "137"}}}
 }
