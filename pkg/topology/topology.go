@@ -90,6 +90,14 @@ type Cluster struct {
 	Router bool `yaml:"router" json:"router"`
 	// RouterPorts are the router's host ports.
 	RouterPorts RouterPorts `yaml:"routerPorts" json:"routerPorts"`
+	// Engine is where the cluster runs: docker (one engine, the default) or
+	// swarm (services spread over the nodes of a Docker Swarm; see swarm.go).
+	Engine string `yaml:"engine,omitempty" json:"engine,omitempty"`
+	// Placement pins the object store and the router on a swarm (a node's
+	// host name, or a constraint such as node.labels.zone==a); default: the
+	// first node.
+	StorePlacement  string `yaml:"storePlacement,omitempty" json:"storePlacement,omitempty"`
+	RouterPlacement string `yaml:"routerPlacement,omitempty" json:"routerPlacement,omitempty"`
 	// Restore, set by pgha restore only, bootstraps the cluster from a
 	// backup instead of initdb. Never read from or written to a file.
 	Restore *RestoreTarget `yaml:"-" json:"-"`
@@ -103,6 +111,8 @@ type Cluster struct {
 type EtcdNode struct {
 	Name       string `yaml:"name" json:"name"`
 	ClientPort int    `yaml:"clientPort" json:"clientPort"` // host port for the client API
+	// Placement: on a swarm, the node that runs it (see Cluster.Placement).
+	Placement string `yaml:"placement,omitempty" json:"placement,omitempty"`
 }
 
 // PGNode is one Patroni + PostgreSQL node.
@@ -110,6 +120,8 @@ type PGNode struct {
 	Name     string `yaml:"name" json:"name"`
 	PGPort   int    `yaml:"pgPort" json:"pgPort"`     // host port for PostgreSQL
 	RESTPort int    `yaml:"restPort" json:"restPort"` // host port for Patroni's REST API
+	// Placement: on a swarm, the node that runs it (see Cluster.Placement).
+	Placement string `yaml:"placement,omitempty" json:"placement,omitempty"`
 }
 
 // ObjectStore is the S3-compatible store for WAL archives and backups.

@@ -17,11 +17,11 @@ func TestSeedMatchesTheGuide(t *testing.T) {
 	if c.Name != "pgha" || c.Scope != "pg-cluster" || c.Namespace != "/service" || c.BootstrapLeader != "patroni2" {
 		t.Fatalf("seed identity = %q %q %q %q", c.Name, c.Scope, c.Namespace, c.BootstrapLeader)
 	}
-	wantEtcd := []EtcdNode{{"etcd1", 2379}, {"etcd2", 22379}, {"etcd3", 32379}}
+	wantEtcd := []EtcdNode{{"etcd1", 2379, ""}, {"etcd2", 22379, ""}, {"etcd3", 32379, ""}}
 	if !reflect.DeepEqual(c.Etcd, wantEtcd) {
 		t.Errorf("etcd = %v, want %v", c.Etcd, wantEtcd)
 	}
-	wantPG := []PGNode{{"patroni1", 5435, 8008}, {"patroni2", 5436, 8010}, {"patroni3", 5437, 8012}}
+	wantPG := []PGNode{{"patroni1", 5435, 8008, ""}, {"patroni2", 5436, 8010, ""}, {"patroni3", 5437, 8012, ""}}
 	if !reflect.DeepEqual(c.Patroni, wantPG) {
 		t.Errorf("patroni = %v, want %v", c.Patroni, wantPG)
 	}

@@ -142,6 +142,7 @@ func (c Cluster) Validate() (warnings []string, err error) {
 	default:
 		add("synchronousMode %q: use off, on or strict", c.SynchronousMode)
 	}
+	c.validatePlacements(add)
 	if len(p) > 0 {
 		return warnings, &ValidationError{Problems: p}
 	}
