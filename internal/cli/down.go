@@ -20,7 +20,7 @@ Resources pgha did not create are never touched. Nothing to remove is not an err
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			b, err := a.backend(ctx, nil)
+			b, err := a.backendFor(ctx, name, nil)
 			if err != nil {
 				return err
 			}

@@ -141,7 +141,7 @@ func (a *app) prepare(ctx context.Context, cmd *cobra.Command, f *failoverFlags,
 	if err != nil {
 		return sc, err
 	}
-	b, _ := a.backend(ctx, nil)
+	b, _ := a.backendFor(ctx, f.name, nil)
 	topo := target.Topo
 	profile := topo.Profile
 	if f.profile != "" {

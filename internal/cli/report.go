@@ -29,7 +29,7 @@ environment variables named *PASSWORD*, *SECRET* or *KEY*. A part that cannot be
 			ctx := cmd.Context()
 			st := a.newStatus()
 			defer st.Close()
-			b, err := a.backend(ctx, nil)
+			b, err := a.backendFor(ctx, name, nil)
 			if err != nil {
 				return err
 			}

@@ -173,6 +173,17 @@ func (a *app) backend(ctx context.Context, p progress.Progress) (*cluster.Docker
 	return cluster.NewDocker(eng, p), nil
 }
 
+// backendFor is the backend that runs the named cluster: the engine itself,
+// or a swarm it manages or whose test hosts it runs. A cluster found nowhere
+// gets the engine's backend (whose Find says it does not exist).
+func (a *app) backendFor(ctx context.Context, name string, p progress.Progress) (*cluster.Docker, error) {
+	b, _, err := a.cluster(ctx, name, p)
+	if err != nil && !errors.As(err, new(cluster.ErrNoCluster)) {
+		return nil, err
+	}
+	return b, nil
+}
+
 // cluster connects to the engine and reads the named cluster's topology; a
 // cluster that does not exist is a clear error.
 func (a *app) cluster(ctx context.Context, name string, p progress.Progress) (*cluster.Docker, topology.Cluster, error) {
@@ -181,6 +192,22 @@ func (a *app) cluster(ctx context.Context, name string, p progress.Progress) (*c
 		return nil, topology.Cluster{}, err
 	}
 	topo, err := b.Find(ctx, name)
+	switch {
+	case err == nil && topo.OnSwarm():
+		s, serr := a.swarmOnManager(ctx, b.Engine, p)
+		if serr != nil {
+			return nil, topo, serr
+		}
+		return s.Docker, topo, nil
+	case errors.As(err, new(cluster.ErrNoCluster)):
+		s, stopo, serr := a.findSwarm(ctx, b.Engine, name, p)
+		if serr != nil {
+			return nil, topo, serr
+		}
+		if s != nil {
+			return s.Docker, stopo, nil
+		}
+	}
 	return b, topo, err
 }
 

@@ -32,7 +32,7 @@ The new size is remembered: status, verify, up and down see the scaled cluster.`
 			ctx := cmd.Context()
 			st := a.newStatus()
 			defer st.Close()
-			b, err := a.backend(ctx, st)
+			b, err := a.backendFor(ctx, name, st)
 			if err != nil {
 				return err
 			}

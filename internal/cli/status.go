@@ -34,7 +34,7 @@ func (a *app) newStatusCommand() *cobra.Command {
 // containers are listed on stderr after the table.
 func (a *app) showStatus(cmd *cobra.Command, name, output string) error {
 	ctx := cmd.Context()
-	b, err := a.backend(ctx, nil)
+	b, err := a.backendFor(ctx, name, nil)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ type watchFrame struct {
 // terminal as a live view redrawn in place, elsewhere one snapshot per
 // interval (a table, or a JSON object per line with -o json).
 func (a *app) watchStatus(ctx context.Context, name, output string, interval time.Duration) error {
-	b, err := a.backend(ctx, nil)
+	b, err := a.backendFor(ctx, name, nil)
 	if err != nil {
 		return err
 	}

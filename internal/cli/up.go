@@ -5,12 +5,15 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/pkg/ops"
+	"github.com/pgha/pgha/pkg/topology"
 
 	"github.com/spf13/cobra"
 )
 
 type upFlags struct {
 	topology topologyFlags
+	swarm    bool
+	hosts    string
 	timeout  time.Duration
 	output   string
 }
@@ -31,13 +34,30 @@ On a running cluster it changes nothing.`,
 			ctx := cmd.Context()
 			st := a.newStatus()
 			defer st.Close()
-			b, err := a.backend(ctx, st)
+			b, err := a.backendFor(ctx, f.topology.name, st)
 			if err != nil {
 				return err
+			}
+			if (f.swarm || f.hosts != "") && !b.OnSwarm() {
+				s, err := a.swarmFor(ctx, f.hosts, st)
+				if err != nil {
+					return err
+				}
+				b = s.Docker
 			}
 			topo, warnings, err := f.topology.resolve(ctx, cmd, b)
 			if err != nil {
 				return err
+			}
+			if f.swarm || f.hosts != "" {
+				topo.Engine = topology.EngineSwarm
+			}
+			if topo.OnSwarm() && !b.OnSwarm() {
+				s, err := a.swarmFor(ctx, f.hosts, st)
+				if err != nil {
+					return err
+				}
+				b = s.Docker
 			}
 			// A pending restore owns the Patroni nodes: up would bootstrap
 			// an empty cluster over the restore.
@@ -63,6 +83,8 @@ On a running cluster it changes nothing.`,
 		},
 	}
 	f.topology.register(cmd)
+	cmd.Flags().BoolVar(&f.swarm, "swarm", false, "run the cluster as services of a Docker Swarm: the swarm the engine manages, or the test hosts of `pgha hosts create` (one etcd and one Patroni per node by default)")
+	cmd.Flags().StringVar(&f.hosts, "hosts", "", "with --swarm: the prefix of the test hosts to deploy on (default: the only ones)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 3*time.Minute, "how long to wait for the cluster to be ready (image builds not included)")
 	addOutputFlag(cmd, &f.output)
 	return cmd

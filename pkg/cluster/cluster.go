@@ -71,6 +71,20 @@ type Backend interface {
 type Docker struct {
 	Engine   *engine.Engine
 	Progress progress.Progress
+	// swarm is set when the cluster's members are services of a swarm
+	// managed by Engine: then a member's container is found on its node.
+	swarm *Swarm
+}
+
+// OnSwarm says whether d is a swarm's backend.
+func (d *Docker) OnSwarm() bool { return d.swarm != nil }
+
+// at is the engine and container of a member.
+func (d *Docker) at(ctx context.Context, topo topology.Cluster, node string) (*engine.Engine, string, error) {
+	if d.swarm != nil {
+		return d.swarm.locate(ctx, topo, node)
+	}
+	return d.Engine, topo.ContainerName(node), nil
 }
 
 var _ Backend = (*Docker)(nil)
@@ -85,11 +99,17 @@ func NewDocker(eng *engine.Engine, p progress.Progress) *Docker {
 
 // Where: on one engine every member is a container of that engine.
 func (d *Docker) Where(topo topology.Cluster, node string) (*engine.Engine, string) {
+	if d.swarm != nil {
+		return d.swarm.Where(topo, node)
+	}
 	return d.Engine, topo.ContainerName(node)
 }
 
 // Access: the published ports are on the engine's host.
 func (d *Docker) Access(topo topology.Cluster, creds clients.Credentials) clients.Access {
+	if d.swarm != nil {
+		return d.swarm.Access(topo, creds)
+	}
 	return clients.Access{Topo: topo, Host: d.Engine.Endpoint.PublishHost, Creds: creds}
 }
 
@@ -218,6 +238,9 @@ func (d *Docker) Names(ctx context.Context) ([]string, error) {
 // StoreKind returns the kind of the cluster's existing object store
 // container (versitygw or minio), or "" when there is none.
 func (d *Docker) StoreKind(ctx context.Context, topo topology.Cluster) (string, error) {
+	if d.swarm != nil {
+		return d.swarm.StoreKind(ctx, topo)
+	}
 	for _, kind := range []string{topology.StoreVersityGW, topology.StoreMinIO} {
 		c, err := d.Engine.Inspect(ctx, topo.Name, topo.ContainerName(kind))
 		if err != nil {
@@ -233,6 +256,9 @@ func (d *Docker) StoreKind(ctx context.Context, topo topology.Cluster) (string, 
 // Member is the engine's word on a member's container (State missing when it
 // is absent or not the cluster's own).
 func (d *Docker) Member(ctx context.Context, topo topology.Cluster, node string) (engine.Container, error) {
+	if d.swarm != nil {
+		return d.swarm.Member(ctx, topo, node)
+	}
 	c, err := d.Engine.Inspect(ctx, topo.Name, topo.ContainerName(node))
 	if err == nil && !c.Ours {
 		c.State = engine.StateMissing
@@ -243,7 +269,7 @@ func (d *Docker) Member(ctx context.Context, topo topology.Cluster, node string)
 // ContainerState is a member's state in a word or two, for messages:
 // running, paused, "exited (137)", missing.
 func (d *Docker) ContainerState(ctx context.Context, topo topology.Cluster, node string) string {
-	c, err := d.Engine.Inspect(ctx, topo.Name, topo.ContainerName(node))
+	c, err := d.Member(ctx, topo, node)
 	if err != nil {
 		return "unknown (" + err.Error() + ")"
 	}

@@ -41,6 +41,9 @@ const downStopTimeout = 90 * time.Second
 // volumes and secrets. It touches only resources that carry the cluster's
 // label; a resource already gone counts as removed.
 func (d *Docker) Down(ctx context.Context, name string, volumes bool) (DownResult, error) {
+	if d.swarm != nil {
+		return d.swarm.Down(ctx, name, volumes)
+	}
 	var res DownResult
 	api := d.Engine.API
 	cs, err := api.ContainerList(ctx, container.ListOptions{All: true, Filters: engine.ClusterFilter(name)})
@@ -121,6 +124,9 @@ func (d *Docker) Down(ctx context.Context, name string, volumes bool) (DownResul
 // RemoveMembers removes members' containers. A container that is not the
 // cluster's own is refused, not removed.
 func (d *Docker) RemoveMembers(ctx context.Context, topo topology.Cluster, nodes []string) error {
+	if d.swarm != nil {
+		return d.swarm.RemoveMembers(ctx, topo, nodes)
+	}
 	var errs []error
 	for _, node := range nodes {
 		name := topo.ContainerName(node)
@@ -162,6 +168,9 @@ func (d *Docker) removeContainer(ctx context.Context, topo topology.Cluster, nam
 // RemoveVolumes removes members' data volumes (of topo's data generation).
 // A volume that is not the cluster's own is refused, not removed.
 func (d *Docker) RemoveVolumes(ctx context.Context, topo topology.Cluster, nodes []string) error {
+	if d.swarm != nil {
+		return d.swarm.RemoveVolumes(ctx, topo, nodes)
+	}
 	var errs []error
 	for _, node := range nodes {
 		name := topo.VolumeName(node)

@@ -52,6 +52,9 @@ const guardLogLines = 200
 
 // GuardStatus reads the guard's state and the end of its log.
 func (d *Docker) GuardStatus(ctx context.Context, topo topology.Cluster) (GuardState, error) {
+	if d.swarm != nil {
+		return d.swarm.guardStatus(ctx, topo)
+	}
 	name := topo.ContainerName(topology.GuardNode)
 	c, err := d.Engine.Inspect(ctx, topo.Name, name)
 	if err != nil {

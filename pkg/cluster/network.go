@@ -27,6 +27,9 @@ const hostsMark = "# pgha-partition"
 // member's /etc/hosts: connections then fail at once (no route), as in a
 // real partition, and Patroni demotes on time.
 func (d *Docker) Isolate(ctx context.Context, topo topology.Cluster, node string) error {
+	if d.swarm != nil {
+		return d.swarm.Isolate(ctx, topo, node)
+	}
 	if err := d.pinHosts(ctx, topo, node); err != nil {
 		return err
 	}
@@ -38,6 +41,9 @@ func (d *Docker) Isolate(ctx context.Context, topo topology.Cluster, node string
 // names and checks that it reaches every etcd member and every other Patroni
 // node. A member already attached only has its pins removed.
 func (d *Docker) Rejoin(ctx context.Context, topo topology.Cluster, node string) error {
+	if d.swarm != nil {
+		return d.swarm.Rejoin(ctx, topo, node)
+	}
 	name := topo.ContainerName(node)
 	c, err := d.Engine.Inspect(ctx, topo.Name, name)
 	if err != nil {

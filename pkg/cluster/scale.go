@@ -140,6 +140,9 @@ type ScaleResult struct {
 // then their member keys and replication slots are waited for (and removed
 // when they linger).
 func (d *Docker) Scale(ctx context.Context, name string, n int, timeout time.Duration) (ScaleResult, error) {
+	if d.swarm != nil {
+		return ScaleResult{}, fmt.Errorf("scale is not offered on a swarm yet: add or remove a member in the topology file and run pgha up --swarm -f FILE on a new cluster")
+	}
 	topo, err := d.Find(ctx, name)
 	if err != nil {
 		return ScaleResult{}, err

@@ -84,7 +84,7 @@ func (d *Docker) Status(ctx context.Context, name string) (ClusterStatus, error)
 
 	for i := range st.Nodes {
 		n := &st.Nodes[i]
-		c, err := d.Engine.Inspect(ctx, name, n.Container)
+		c, err := d.Member(ctx, topo, n.Node)
 		if err != nil {
 			return st, err
 		}

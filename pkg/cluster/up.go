@@ -54,6 +54,9 @@ type upRun struct {
 	etcd      *clientv3.Client
 	access    clients.Access
 
+	// places: on a swarm, the node of each member.
+	places map[string]topology.Placement
+
 	guardStarted chan error
 	// etcdStarted: the in-turn start of a new etcd cluster's members.
 	etcdStarted     chan error
@@ -67,6 +70,9 @@ type upRun struct {
 // cluster is ready. Run on a complete, running cluster it changes nothing.
 // Its steps run in order, each with its own progress line.
 func (d *Docker) Up(ctx context.Context, topo topology.Cluster, timeout time.Duration) (UpResult, error) {
+	if d.swarm != nil {
+		return d.swarm.Up(ctx, topo, timeout)
+	}
 	u := &upRun{d: d, topo: topo, deadline: time.Now().Add(timeout)}
 	defer u.close()
 	err := progress.Run(ctx, d.Progress, u.steps())
@@ -338,6 +344,12 @@ func (u *upRun) rejoinCutOff(ctx context.Context) (string, error) {
 
 // start starts (or unpauses) one container, copying its files first.
 func (u *upRun) start(ctx context.Context, s Spec) error {
+	if sw := u.d.swarm; sw != nil {
+		if s.Role == topology.RoleGuard {
+			return sw.startGuards(ctx, u, s)
+		}
+		return sw.startService(ctx, u, s)
+	}
 	c, err := u.d.Engine.Inspect(ctx, u.topo.Name, s.Name)
 	if err != nil {
 		return err

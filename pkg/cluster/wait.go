@@ -48,6 +48,9 @@ func (d *Docker) waitFor(ctx context.Context, deadline time.Time, what string, w
 // failIfDead returns an error with the container's last log lines when it has
 // exited or was OOM-killed.
 func (d *Docker) failIfDead(ctx context.Context, name string) error {
+	if d.swarm != nil {
+		return d.swarm.failIfDead(ctx, name)
+	}
 	info, err := d.Engine.API.ContainerInspect(ctx, name)
 	if err != nil {
 		return fmt.Errorf("container %s: %w", name, err)

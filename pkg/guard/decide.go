@@ -84,7 +84,7 @@ func Decide(f Facts) Verdict {
 	if role := c.Labels[topology.LabelRole]; role != topology.RolePatroni {
 		return keep("container %s has role %q, not %s", c.Name, role, topology.RolePatroni)
 	}
-	if m, ok := f.Config.Members[c.Name]; !ok || m != member {
+	if m, ok := f.Config.Members[memberContainer(c)]; !ok || m != member {
 		return keep("container %s (node label %q) is not a Patroni node pgha created for this cluster", c.Name, member)
 	}
 	switch {
@@ -108,6 +108,19 @@ func Decide(f Facts) Verdict {
 	v.Delete = true
 	v.Reason = fmt.Sprintf("%s and the leader key still names it: delete it (value and revision %d compared)", dead, f.Leader.ModRevision)
 	return v
+}
+
+// swarmServiceLabel names the service of a swarm task's container.
+const swarmServiceLabel = "com.docker.swarm.service.name"
+
+// memberContainer is the name pgha gave the member: the container's own on
+// one engine; on a swarm the task's container is <service>.<slot>.<task>,
+// and the service carries the name.
+func memberContainer(c Container) string {
+	if svc := c.Labels[swarmServiceLabel]; svc != "" {
+		return svc
+	}
+	return c.Name
 }
 
 func describeExit(c Container) string {

@@ -48,6 +48,12 @@ func TestDecide(t *testing.T) {
 		{"no pgha labels", EventDie, with(func(c *Container) { c.Labels = map[string]string{} }), holds, false, `belongs to cluster ""`},
 		{"unknown node", EventDie, with(func(c *Container) { c.Labels[topology.LabelNode] = "patroni9" }), holds, false, "not a Patroni node pgha created"},
 		{"name not pgha's", EventDie, with(func(c *Container) { c.Name = "impostor" }), holds, false, "not a Patroni node pgha created"},
+		{"swarm task of the primary's service", EventDie, with(func(c *Container) {
+			c.Name, c.Labels[swarmServiceLabel] = "lab-patroni2.1.x2k9d0", "lab-patroni2"
+		}), holds, true, "still names it"},
+		{"swarm task of another service", EventDie, with(func(c *Container) {
+			c.Name, c.Labels[swarmServiceLabel] = "lab-patroni2.1.x2k9d0", "impostor"
+		}), holds, false, "not a Patroni node pgha created"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

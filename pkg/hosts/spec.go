@@ -443,3 +443,7 @@ func publishedPorts(bindings nat.PortMap) []int {
 	sort.Ints(ports)
 	return ports
 }
+
+// EngineSocketInHost is the inner engine's socket as a container on that
+// host mounts it (the guard's proxy on a swarm of test hosts).
+const EngineSocketInHost = socketDirInContainer + "/docker.sock"

@@ -36,6 +36,8 @@ const (
 	RoleVolume      = "volume"
 	RoleGuard       = "guard"
 	RoleRouter      = "router"
+	// RoleSecret: a Swarm secret holding one of a member's files.
+	RoleSecret = "secret"
 )
 
 // GuardNode is the guard's node name: its container is ContainerName(GuardNode)
