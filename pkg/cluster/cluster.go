@@ -76,6 +76,26 @@ type Docker struct {
 	swarm *Swarm
 }
 
+// StartMember starts a stopped member again (a running one is left alone):
+// its container on one engine, a new task of its service on a swarm.
+func (d *Docker) StartMember(ctx context.Context, topo topology.Cluster, node string) error {
+	if d.swarm != nil {
+		return d.swarm.StartMember(ctx, topo, node)
+	}
+	name := topo.ContainerName(node)
+	info, err := d.Engine.API.ContainerInspect(ctx, name)
+	if err != nil {
+		return err
+	}
+	if info.State != nil && info.State.Running {
+		return nil
+	}
+	if err := d.Engine.API.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
+	return nil
+}
+
 // OnSwarm says whether d is a swarm's backend.
 func (d *Docker) OnSwarm() bool { return d.swarm != nil }
 

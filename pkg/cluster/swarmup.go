@@ -246,24 +246,9 @@ func (s *Swarm) createNetwork(ctx context.Context, u *upRun) (string, error) {
 // has ended (a kill, a stopped host): a service restarts nothing by itself,
 // so that a failover test is never undone behind pgha's back.
 func (s *Swarm) startService(ctx context.Context, u *upRun, sp Spec) error {
-	svc, _, err := s.Engine.API.ServiceInspectWithRaw(ctx, sp.Name, swarm.ServiceInspectOptions{})
-	if err == nil {
-		t, ok, err := s.currentTask(ctx, sp.Name)
-		if err != nil {
-			return err
-		}
-		if ok && !taskEnded(t.State) {
-			return nil
-		}
-		spec := svc.Spec
-		spec.TaskTemplate.ForceUpdate++
-		if _, err := s.Engine.API.ServiceUpdate(ctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
-			return fmt.Errorf("starting a new task of service %s: %w", sp.Name, err)
-		}
-		return nil
-	}
-	if !engine.IsNotFound(err) {
-		return fmt.Errorf("inspecting service %s: %w", sp.Name, err)
+	err := s.restartTask(ctx, sp.Name)
+	if err == nil || !engine.IsNotFound(err) {
+		return err
 	}
 	spec, err := s.serviceSpec(ctx, u, sp)
 	if err != nil {
@@ -273,6 +258,38 @@ func (s *Swarm) startService(ctx context.Context, u *upRun, sp Spec) error {
 		return fmt.Errorf("creating service %s: %w", sp.Name, err)
 	}
 	return nil
+}
+
+// restartTask gives a service a new task when its task has ended (the
+// service's own spec again, forced); a running task is left alone. The
+// engine's NotFound when the service does not exist.
+func (s *Swarm) restartTask(ctx context.Context, service string) error {
+	svc, _, err := s.Engine.API.ServiceInspectWithRaw(ctx, service, swarm.ServiceInspectOptions{})
+	if err != nil {
+		if engine.IsNotFound(err) {
+			return err
+		}
+		return fmt.Errorf("inspecting service %s: %w", service, err)
+	}
+	t, ok, err := s.currentTask(ctx, service)
+	if err != nil {
+		return err
+	}
+	if ok && !taskEnded(t.State) {
+		return nil
+	}
+	spec := svc.Spec
+	spec.TaskTemplate.ForceUpdate++
+	if _, err := s.Engine.API.ServiceUpdate(ctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
+		return fmt.Errorf("starting a new task of service %s: %w", service, err)
+	}
+	return nil
+}
+
+// StartMember starts a member whose task has ended (a kill, a lost host):
+// a new task of its service, on its node, with its volume.
+func (s *Swarm) StartMember(ctx context.Context, topo topology.Cluster, node string) error {
+	return s.restartTask(ctx, topo.ContainerName(node))
 }
 
 // taskEnded says whether a task will not run again.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/pgha/pgha/pkg/topology"
 )
 
 // Stop is a graceful stop: SIGTERM, Patroni shuts PostgreSQL down cleanly
@@ -85,8 +86,17 @@ func (Partition) Heal(ctx context.Context, t Target, node string) error {
 	return t.Backend.Rejoin(ctx, t.Topo, node)
 }
 
+// Starter is a backend that starts members itself (a swarm starts a new
+// task of the member's service rather than its old container).
+type Starter interface {
+	StartMember(ctx context.Context, topo topology.Cluster, node string) error
+}
+
 // start starts a stopped or killed member again; a running one is left alone.
 func start(ctx context.Context, t Target, node string) error {
+	if s, ok := t.Backend.(Starter); ok {
+		return s.StartMember(ctx, t.Topo, node)
+	}
 	eng, name := t.Backend.Where(t.Topo, node)
 	info, err := eng.API.ContainerInspect(ctx, name)
 	if err != nil {
