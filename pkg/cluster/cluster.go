@@ -202,6 +202,18 @@ func (d *Docker) Find(ctx context.Context, name string) (topology.Cluster, error
 // dataGeneration is the newest generation among the cluster's data volumes
 // (0 when no restore made one).
 func (d *Docker) dataGeneration(ctx context.Context, name string) (int, error) {
+	if d.swarm != nil {
+		// The volumes are on the nodes that run the members.
+		gen := 0
+		for _, h := range sortedKeys(d.swarm.Nodes) {
+			g, err := NewDocker(d.swarm.Nodes[h], nil).dataGeneration(ctx, name)
+			if err != nil {
+				return 0, fmt.Errorf("on %s: %w", h, err)
+			}
+			gen = max(gen, g)
+		}
+		return gen, nil
+	}
 	vols, err := d.Engine.API.VolumeList(ctx, volume.ListOptions{Filters: engine.ClusterFilter(name)})
 	if err != nil {
 		return 0, fmt.Errorf("listing volumes: %w", err)
