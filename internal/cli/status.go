@@ -45,15 +45,32 @@ func (a *app) showStatus(cmd *cobra.Command, name, output string) error {
 	if output == "json" {
 		return printJSON(a.stdout, st)
 	}
+	onSwarm := false
+	for _, n := range st.Nodes {
+		onSwarm = onSwarm || n.Host != ""
+	}
 	var rows [][]string
 	for _, n := range st.Nodes {
 		state, health := n.State, n.Health
 		if health != "" && health != "-" && health != n.State {
 			state += ", " + health
 		}
-		rows = append(rows, []string{n.Service, n.Container, n.Image, n.Role, strings.Join(n.Ports, " "), state})
+		row := []string{n.Service, n.Container, n.Image, n.Role, strings.Join(n.Ports, " "), state}
+		if onSwarm {
+			host := n.Host
+			if host == "" {
+				host = "-"
+			}
+			row = append(row[:2], append([]string{host}, row[2:]...)...)
+		}
+		rows = append(rows, row)
 	}
-	a.printTable([]string{"SERVICE", "CONTAINER", "IMAGE", "ROLE", "PORTS", "STATUS"}, rows, "STATUS", "PORTS", "IMAGE", "CONTAINER")
+	headers := []string{"SERVICE", "CONTAINER", "IMAGE", "ROLE", "PORTS", "STATUS"}
+	if onSwarm {
+		// Which node runs each member: a swarm's services move only when pgha moves them.
+		headers = []string{"SERVICE", "CONTAINER", "HOST", "IMAGE", "ROLE", "PORTS", "STATUS"}
+	}
+	a.printTable(headers, rows, "STATUS", "PORTS", "IMAGE", "CONTAINER")
 	for _, p := range st.Problems {
 		fmt.Fprintf(a.stderr, "! %s\n", p)
 	}

@@ -17,15 +17,17 @@ import (
 
 // NodeStatus is one row of the cluster summary.
 type NodeStatus struct {
-	Service   string   `json:"service"` // etcd, patroni, objectstore, guard, router
-	Node      string   `json:"node"`
-	Container string   `json:"container"`
-	Image     string   `json:"image"`
-	Role      string   `json:"role"` // primary/replica, leader/member, s3
-	Ports     []string `json:"ports"`
-	State     string   `json:"state"`  // the engine's state, or missing
-	Health    string   `json:"health"` // what the service itself says
-	Healthy   bool     `json:"healthy"`
+	Service   string `json:"service"` // etcd, patroni, objectstore, guard, router
+	Node      string `json:"node"`
+	Container string `json:"container"`
+	// Host is the swarm node that runs it (on a swarm only).
+	Host    string   `json:"host,omitempty"`
+	Image   string   `json:"image"`
+	Role    string   `json:"role"` // primary/replica, leader/member, s3
+	Ports   []string `json:"ports"`
+	State   string   `json:"state"`  // the engine's state, or missing
+	Health  string   `json:"health"` // what the service itself says
+	Healthy bool     `json:"healthy"`
 }
 
 // ClusterStatus is the whole summary.
@@ -88,7 +90,7 @@ func (d *Docker) Status(ctx context.Context, name string) (ClusterStatus, error)
 		if err != nil {
 			return st, err
 		}
-		n.Image, n.State = c.Image, c.Describe()
+		n.Image, n.State, n.Host = c.Image, c.Describe(), c.Host
 		switch {
 		case n.State == string(engine.StateMissing):
 			st.Problems = append(st.Problems, fmt.Sprintf("container %s is missing", c.Name))

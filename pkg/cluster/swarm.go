@@ -187,12 +187,19 @@ func (s *Swarm) Member(ctx context.Context, topo topology.Cluster, node string) 
 	if isGuardNode(node) {
 		return s.guardMember(ctx, topo, node)
 	}
-	eng, id, err := s.locate(ctx, topo, node)
+	t, ok, err := s.currentTask(ctx, name)
 	if err != nil {
-		return engine.Container{Name: name, State: engine.StateMissing}, nil
+		return engine.Container{}, err
 	}
-	c, err := eng.Inspect(ctx, topo.Name, id)
-	c.Name = name
+	if !ok || t.Host == "" || t.Container == "" {
+		return engine.Container{Name: name, Host: t.Host, State: engine.StateMissing}, nil
+	}
+	eng, err := s.node(t.Host)
+	if err != nil {
+		return engine.Container{}, err
+	}
+	c, err := eng.Inspect(ctx, topo.Name, t.Container)
+	c.Name, c.Host = name, t.Host
 	if err == nil && !c.Ours {
 		c.State = engine.StateMissing
 	}

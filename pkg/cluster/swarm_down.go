@@ -67,7 +67,8 @@ func (s *Swarm) Down(ctx context.Context, name string, volumes bool) (DownResult
 			}
 			tasks := 0
 			for _, c := range cs {
-				if c.Labels["com.docker.swarm.task.id"] != "" {
+				if c.Labels["com.docker.swarm.task.id"] != "" && !volumes {
+					// Keeping the data: the swarm stops it gracefully.
 					tasks++
 					continue
 				}

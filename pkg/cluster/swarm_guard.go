@@ -113,6 +113,7 @@ func (s *Swarm) guardMember(ctx context.Context, topo topology.Cluster, node str
 		if err != nil {
 			return out, err
 		}
+		c.Host = strings.Join(s.guardHosts(topo, places), ",")
 		if i == 0 || !c.Running() {
 			out = c
 		}

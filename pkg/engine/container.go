@@ -11,9 +11,11 @@ import (
 
 // Container is what the engine says about one container of a cluster.
 type Container struct {
-	Name  string `json:"name"`
-	Node  string `json:"node"`
-	Role  string `json:"role"`
+	Name string `json:"name"`
+	Node string `json:"node"`
+	Role string `json:"role"`
+	// Host is the swarm node that runs it ("" on one engine).
+	Host  string `json:"host,omitempty"`
 	ID    string `json:"id,omitempty"`
 	Image string `json:"image,omitempty"`
 	// State is the engine's state (running, exited, paused, created, ...) or missing.
