@@ -43,6 +43,10 @@ type GuardState struct {
 	// Watching says the guard runs and is subscribed to the engine's events.
 	Watching     bool          `json:"watching"`
 	LastDecision *guard.Record `json:"lastDecision,omitempty"`
+	// Hosts are the swarm nodes with a guard of their own (on a swarm);
+	// Blind says what no guard can see there.
+	Hosts []string `json:"hosts,omitempty"`
+	Blind string   `json:"blind,omitempty"`
 	// Records are the log lines read (not in JSON: status shows the last decision).
 	Records []guard.Record `json:"-"`
 }
@@ -99,6 +103,9 @@ func (g GuardState) Health() string {
 	h := "not watching"
 	if g.Watching {
 		h = "watching"
+	}
+	if len(g.Hosts) > 0 {
+		h += " on " + strings.Join(g.Hosts, ",") + "; a lost host: the lease decides"
 	}
 	if g.LastDecision == nil {
 		return h

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/docker/docker/api/types/volume"
@@ -92,7 +93,11 @@ func (s *Swarm) guardStatus(ctx context.Context, topo topology.Cluster) (GuardSt
 			out.LastDecision = g.LastDecision
 		}
 	}
+	// One log of every guard, in time order, as one guard's would be.
+	sort.SliceStable(out.Records, func(i, j int) bool { return out.Records[i].Time.Before(out.Records[j].Time) })
 	out.Container += " on each node (" + strings.Join(where, "; ") + ")"
+	out.Hosts = s.guardHosts(topo, places)
+	out.Blind = "a host that dies whole (its engine with it) sends no event: Patroni's leader lease decides"
 	return out, nil
 }
 
