@@ -63,11 +63,17 @@ type Access struct {
 	Topo  topology.Cluster
 	Host  string
 	Creds Credentials
+	// PortHosts: where a port is published elsewhere than Host (the nodes
+	// of a real swarm each publish their members' ports).
+	PortHosts map[int]string
 }
 
 // Addr is host:port of a published port.
 func (a Access) Addr(port int) string {
 	host := a.Host
+	if h := a.PortHosts[port]; h != "" {
+		host = h
+	}
 	if host == "" {
 		host = "127.0.0.1"
 	}

@@ -209,11 +209,33 @@ func (s *Swarm) Member(ctx context.Context, topo topology.Cluster, node string) 
 // Access: the test hosts publish every port on this machine's loopback; the
 // nodes of a real swarm publish them on their own addresses.
 func (s *Swarm) Access(topo topology.Cluster, creds clients.Credentials) clients.Access {
-	host := "127.0.0.1"
-	if s.Outer == nil {
-		host = s.Engine.Endpoint.PublishHost
+	if s.Outer != nil {
+		return clients.Access{Topo: topo, Host: "127.0.0.1", Creds: creds}
 	}
-	return clients.Access{Topo: topo, Host: host, Creds: creds}
+	acc := clients.Access{Topo: topo, Host: s.Engine.Endpoint.PublishHost, Creds: creds, PortHosts: map[int]string{}}
+	ctx, cancel := context.WithTimeout(context.Background(), locateTimeout)
+	defer cancel()
+	places, addrs := map[string]topology.Placement{}, map[string]string{}
+	nodes, err := s.Engine.API.NodeList(ctx, swarm.NodeListOptions{})
+	if err != nil {
+		return acc
+	}
+	for _, n := range nodes {
+		addrs[n.Description.Hostname] = n.Status.Addr
+	}
+	kind, _ := s.StoreKind(ctx, topo)
+	members := append(append(topo.EtcdNames(), topo.PatroniNames()...), kind, topology.RouterNode)
+	for _, m := range members {
+		if t, ok, err := s.currentTask(ctx, topo.ContainerName(m)); err == nil && ok {
+			places[m] = topology.Placement{Node: t.Host}
+		}
+	}
+	for node, ports := range topo.PortsByNode(places, kind) {
+		for _, p := range ports {
+			acc.PortHosts[p] = addrs[node]
+		}
+	}
+	return acc
 }
 
 // Isolate is not offered on a swarm: a member's container is attached to the

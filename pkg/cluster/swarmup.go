@@ -164,10 +164,22 @@ func (s *Swarm) observe(ctx context.Context, u *upRun) (string, error) {
 	}
 	u.store = store
 	hosts := []string{u.res.Images.ObjectStore.Kind, topology.ObjectStoreAlias, u.topo.ContainerName(u.res.Images.ObjectStore.Kind), "localhost", "127.0.0.1"}
-	if u.sec, err = store.Ensure(hosts); err != nil {
+	// On real machines the members' ports are at their nodes' addresses:
+	// the certificates name them.
+	nodeAddrs := []string{}
+	if s.Outer == nil {
+		if nodes, err := s.Engine.API.NodeList(ctx, swarm.NodeListOptions{}); err == nil {
+			for _, n := range nodes {
+				if n.Status.Addr != "" {
+					nodeAddrs = append(nodeAddrs, n.Status.Addr)
+				}
+			}
+		}
+	}
+	if u.sec, err = store.Ensure(append(hosts, nodeAddrs...)); err != nil {
 		return "", err
 	}
-	if err := store.EnsureEtcdTLS(etcdHosts(u.topo, "")); err != nil {
+	if err := store.EnsureEtcdTLS(append(etcdHosts(u.topo, ""), nodeAddrs...)); err != nil {
 		return "", err
 	}
 	u.specs = Plan(u.topo, u.res.Images, u.sec, store, s.GuardSocket)
