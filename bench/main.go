@@ -5,6 +5,7 @@
 //	go run ./bench -rounds 3 -cold      # also a cold image build (removes pgha's images first)
 //	go run ./bench -rounds 3 -only failover -faults stop,switchover,kill -profiles fast
 //	go run ./bench -rounds 5 -matrix    # every fault of failover-test --matrix, strict synchronous mode
+//	go run ./bench -rounds 3 -swarm     # on 3 test hosts: up --swarm, kill, host-down, down -v
 package main
 
 import (
@@ -54,7 +55,15 @@ func main() {
 	matrix := flag.Bool("matrix", false, "run pgha failover-test --matrix (every fault -rounds times on one cluster) instead, figures as JSON")
 	syncMode := flag.String("sync", "strict", "the synchronous mode of the failover and matrix clusters (off, on, strict)")
 	matrixFaults := flag.String("matrix-faults", "", "with -matrix: the faults, comma-separated (default: all)")
+	swarm := flag.Bool("swarm", false, "measure on a swarm of 3 test hosts instead: up --swarm, kill, host-down, down -v")
 	flag.Parse()
+	if *swarm {
+		if err := runSwarm(*rounds, *bin, *out, *syncMode); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *matrix {
 		if err := runMatrix(*rounds, *bin, *out, *syncMode, *matrixFaults, strings.Split(*profiles, ",")[0]); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -77,6 +86,36 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// failoverReport is what the bench reads of failover-test -o json.
+type failoverReport struct {
+	NewLeader   float64 `json:"newLeaderSeconds"`
+	Unavailable float64 `json:"writeUnavailableSeconds"`
+	Rejoin      float64 `json:"rejoinSeconds"`
+	Lost        int     `json:"lostAckedWrites"`
+	Router      *struct {
+		Unavailable float64 `json:"writeUnavailableSeconds"`
+	} `json:"router"`
+	Guard struct {
+		Active   bool `json:"active"`
+		Decision *struct {
+			Outcome    string  `json:"outcome"`
+			DecisionMs float64 `json:"decisionMs"`
+		} `json:"decision"`
+	} `json:"guard"`
+}
+
+// failoverRun runs failover-test (or switchover) with -o json and reads its report.
+func failoverRun(bin string, args ...string) (failoverReport, []byte, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	data, err := cmd.Output()
+	var rep failoverReport
+	if jerr := json.Unmarshal(data, &rep); err == nil && jerr != nil {
+		err = jerr
+	}
+	return rep, data, err
 }
 
 // timeCmd runs pgha and returns how long it took.
@@ -213,29 +252,11 @@ func runFailover(rounds int, bin, out, syncMode string, faults, profiles []strin
 				if fault == "switchover" {
 					args = []string{"switchover", "--name", name, "-o", "json", "--timeout", "120s"}
 				}
-				cmd := exec.Command(bin, args...)
-				cmd.Env = append(os.Environ(), "NO_COLOR=1")
-				data, err := cmd.Output()
-				var rep struct {
-					NewLeader   float64 `json:"newLeaderSeconds"`
-					Unavailable float64 `json:"writeUnavailableSeconds"`
-					Rejoin      float64 `json:"rejoinSeconds"`
-					Lost        int     `json:"lostAckedWrites"`
-					Router      *struct {
-						Unavailable float64 `json:"writeUnavailableSeconds"`
-					} `json:"router"`
-					Guard struct {
-						Active   bool `json:"active"`
-						Decision *struct {
-							Outcome    string  `json:"outcome"`
-							DecisionMs float64 `json:"decisionMs"`
-						} `json:"decision"`
-					} `json:"guard"`
-				}
-				if jerr := json.Unmarshal(data, &rep); jerr != nil || err != nil {
+				rep, data, err := failoverRun(bin, args...)
+				if err != nil {
 					dumpLogs(ctx, docker, name)
 					timeCmd(bin, "down", "-v", "--name", name)
-					return fmt.Errorf("failover-test %s (%s): %v %v\n%s", fault, profile, err, jerr, data)
+					return fmt.Errorf("failover-test %s (%s): %v\n%s", fault, profile, err, data)
 				}
 				if rep.Guard.Active == noGuard {
 					timeCmd(bin, "down", "-v", "--name", name)
