@@ -113,6 +113,9 @@ func (c *Controller) HostOf(ctx context.Context, manager client.APIClient, servi
 	}
 	tasks, err := manager.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(
 		filters.Arg("service", service), filters.Arg("desired-state", string(swarm.TaskStateRunning)))})
+	if engine.IsNotFound(err) {
+		return "", fmt.Errorf("test hosts %s run no service %s (is the cluster deployed on them?)", c.Prefix, service)
+	}
 	if err != nil {
 		return "", fmt.Errorf("the tasks of service %s: %w", service, err)
 	}
