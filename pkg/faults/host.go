@@ -116,7 +116,9 @@ func (HostPartition) Help() string {
 	return "the test host that runs the primary cut off the other hosts for --pause-for; this machine still reaches its ports"
 }
 func (HostPartition) Promises() Promises {
-	return Promises{On: OnPrimary, Failover: FailoverExpected, Holds: true, Helper: true, NeedsHosts: true}
+	// Not Helper: the helper runs in the host's namespace, on the engine
+	// that runs the hosts (hosts.Controller.EnsureHelper finds or builds it).
+	return Promises{On: OnPrimary, Failover: FailoverExpected, Holds: true, NeedsHosts: true}
 }
 func (f HostPartition) Inject(ctx context.Context, t Target, node string) error {
 	host, err := hitHost(ctx, f.Name(), t, node)

@@ -13,6 +13,8 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/pgha/pgha/pkg/engine"
 	"github.com/pgha/pgha/pkg/faults"
+	"github.com/pgha/pgha/pkg/images"
+	"github.com/pgha/pgha/pkg/progress"
 	"github.com/pgha/pgha/pkg/topology"
 )
 
@@ -36,13 +38,31 @@ type Controller struct {
 	Outer  client.APIClient
 	Prefix string
 	// HelperImage is the network-fault helper's image on Outer; empty finds
-	// it there, or builds it.
+	// it there, or builds it, in Cut (EnsureHelper does it beforehand).
 	HelperImage string
 	// Deadline is how long a cut lifts itself after, should the process
 	// that cut die first (0: 10 minutes).
 	Deadline time.Duration
 	// ReadyTimeout bounds Start's waits (0: DefaultReadyTimeout).
 	ReadyTimeout time.Duration
+}
+
+// EnsureHelper finds pgha's network-fault helper image on the outer engine,
+// building it when missing (about 20–50 s, once), and keeps it in
+// HelperImage, so that a later Cut starts at once. p may be nil.
+func (c *Controller) EnsureHelper(ctx context.Context, p progress.Progress) error {
+	if c.HelperImage != "" {
+		return nil
+	}
+	if p == nil {
+		p = progress.Discard{}
+	}
+	im, err := (&images.Supplier{Engine: engine.New(c.Outer), Progress: p}).Netfault(ctx)
+	if err != nil {
+		return fmt.Errorf("the network-fault helper image: %w", err)
+	}
+	c.HelperImage = im.Ref
+	return nil
 }
 
 // managerTimeout bounds one question to one manager: a manager cut off the

@@ -15,7 +15,6 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
-	"github.com/pgha/pgha/pkg/engine"
 	"github.com/pgha/pgha/pkg/faults"
 	"github.com/pgha/pgha/pkg/hosts"
 	"github.com/pgha/pgha/pkg/topology"
@@ -43,12 +42,12 @@ func TestHostFaults(t *testing.T) {
 		StateDir: stateDir,
 		Images:   []string{hosts.BaseImage},
 	}
+	ctl := &hosts.Controller{Outer: docker, Prefix: prefix, Deadline: 5 * time.Minute}
 	start := time.Now()
-	helper, err := faults.HelperImage(ctx, engine.New(docker), "")
-	if err != nil {
+	if err := ctl.EnsureHelper(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("network-fault helper image %s (%s)", helper, time.Since(start).Round(100*time.Millisecond))
+	t.Logf("network-fault helper image %s (%s)", ctl.HelperImage, time.Since(start).Round(100*time.Millisecond))
 
 	var sw hosts.Swarm
 	t.Cleanup(func() {
@@ -68,13 +67,12 @@ func TestHostFaults(t *testing.T) {
 		t.Logf("deleted the hosts in %s", time.Since(start).Round(100*time.Millisecond))
 	})
 	start = time.Now()
-	sw, err = hosts.Create(ctx, docker, opts, nil)
+	sw, err := hosts.Create(ctx, docker, opts, nil)
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
 	t.Logf("3 hosts, swarm and the base image in %s; h3 publishes %d", time.Since(start).Round(100*time.Millisecond), port)
 
-	ctl := &hosts.Controller{Outer: docker, Prefix: prefix, HelperImage: helper, Deadline: 5 * time.Minute}
 	topo, err := topology.Generate(prefix, 3, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -225,6 +223,33 @@ while (my $c = $s->accept) { print $c "hello from " . qx(hostname); close $c }`
 		}
 		t.Logf("host-partition: cut in %s, h1 saw h3 down %s after the cut; join %s, overlay back %s, h3 ready %s after the join",
 			cut.Round(10*time.Millisecond), seenDown.Round(100*time.Millisecond), joined.Round(10*time.Millisecond), reach.Round(100*time.Millisecond), ready.Round(100*time.Millisecond))
+	})
+
+	// Every exit path heals: a cut host that dies comes back whole (its cut
+	// died with its namespace), and a cut left in place is removed with the
+	// hosts (the cleanup checks that nothing labelled is left).
+	t.Run("a cut host killed and started, then cut for the delete", func(t *testing.T) {
+		if err := ctl.Cut(ctx, "h2"); err != nil {
+			t.Fatal(err)
+		}
+		if err := ctl.Kill(ctx, "h2"); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := ctl.Start(ctx, "h2"); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("a cut and killed h2 started and ready in %s", time.Since(start).Round(100*time.Millisecond))
+		cs, _ := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", hosts.LabelRole+"="+hosts.RoleCut), filters.Arg("label", hosts.LabelHosts+"="+prefix))})
+		if len(cs) != 0 {
+			t.Errorf("%d cut helpers left after the start", len(cs))
+		}
+		if err := nodeState(ctx, h1, "h2", swarm.NodeStateReady); err != nil {
+			t.Error(err)
+		}
+		if err := ctl.Cut(ctx, "h2"); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
