@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
+	"github.com/pgha/pgha/pkg/engine"
 	"github.com/pgha/pgha/pkg/faults"
 	"github.com/pgha/pgha/pkg/hosts"
 	"github.com/pgha/pgha/pkg/topology"
@@ -162,9 +163,15 @@ while (my $c = $s->accept) { print $c "hello from " . qx(hostname); close $c }`
 		// By address: the swarm's DNS forgets a host it lost, and the cut
 		// is to be seen on the overlay itself.
 		ip := srv.NetworkSettings.Networks["e2e-overlay"].IPAddress
+		// One client on h1, attached once: attaching a container to the
+		// overlay asks the managers, which may be busy with h3.
+		runInner(t, h1, "cli", []string{"sleep", "infinity"}, false)
+		cli := engine.New(h1)
 		probe := func() error {
-			out := runInner(t, h1, fmt.Sprintf("cli-%d", time.Now().UnixNano()), []string{"timeout", "4", "bash", "-c", "exec 3<>/dev/tcp/" + ip + "/7000 && cat <&3"}, true)
-			if !strings.Contains(out, "hello from") {
+			pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			out, err := cli.Output(pctx, "cli", engine.ExecOptions{}, "timeout", "4", "bash", "-c", "exec 3<>/dev/tcp/"+ip+"/7000 && cat <&3")
+			if err != nil || !strings.Contains(out, "hello from") {
 				return fmt.Errorf("h1 -> srv (%s) on h3 said %q", ip, strings.TrimSpace(out))
 			}
 			return nil
