@@ -172,7 +172,7 @@ while (my $c = $s->accept) { print $c "hello from " . qx(hostname); close $c }`
 			defer cancel()
 			out, err := cli.Output(pctx, "cli", engine.ExecOptions{}, "timeout", "4", "bash", "-c", "exec 3<>/dev/tcp/"+ip+"/7000 && cat <&3")
 			if err != nil || !strings.Contains(out, "hello from") {
-				return fmt.Errorf("h1 -> srv (%s) on h3 said %q", ip, strings.TrimSpace(out))
+				return fmt.Errorf("h1 -> srv (%s) on h3: %q (%v)", ip, strings.TrimSpace(out), err)
 			}
 			return nil
 		}
