@@ -286,7 +286,9 @@ func (a *app) runMatrix(cmd *cobra.Command, f *failoverFlags) error {
 	if f.rounds < 1 {
 		return usageError{fmt.Errorf("--rounds %d: give at least 1", f.rounds)}
 	}
-	fs := faults.All()
+	// Host faults need a cluster on test hosts: on one engine the matrix
+	// leaves them out (the swarm wiring passes a Target with Hosts).
+	fs := faults.For(faults.Target{})
 	if f.faults != "" {
 		fs = nil
 		for _, n := range strings.Split(f.faults, ",") {

@@ -18,6 +18,7 @@ import (
 	"github.com/pgha/pgha/pkg/images"
 	"github.com/pgha/pgha/pkg/progress"
 	"github.com/pgha/pgha/pkg/secrets"
+	"github.com/pgha/pgha/pkg/topology"
 	"github.com/spf13/cobra"
 )
 
@@ -38,11 +39,15 @@ This machine talks to each inner engine through a unix socket under the state di
 }
 
 type hostsCreateFlags struct {
-	prefix    string
-	ports     []string
-	imageLoad bool
-	timeout   time.Duration
-	output    string
+	prefix     string
+	ports      []string
+	plan       bool
+	file       string
+	name       string
+	portOffset int
+	imageLoad  bool
+	timeout    time.Duration
+	output     string
 }
 
 func (a *app) newHostsCreateCommand() *cobra.Command {
@@ -54,8 +59,12 @@ func (a *app) newHostsCreateCommand() *cobra.Command {
 first three hosts are managers, and load pgha's images into every one of them (building the
 missing ones first), like kind load docker-image. Running it again completes what is missing,
 starts stopped hosts and changes nothing else. A host's published ports are fixed when it is
-made (--ports); to change them, delete the hosts and create them again.`,
-		Example: "  pgha hosts create\n  pgha hosts create 5 --prefix lab\n  pgha hosts create 3 --ports h1=15435,18008 --ports h2=15436",
+made: by default the ports of the cluster pgha up would make (the seed topology, or -f FILE,
+--name and --port-offset as pgha up takes them), each on the host that runs its member when
+the cluster is placed on the hosts (etcd member i and Patroni node i on host i, the object
+store and the router on h1, unless the topology places them); --ports adds more. To change
+them, delete the hosts and create them again.`,
+		Example: "  pgha hosts create\n  pgha hosts create 5 --prefix lab --port-offset 100\n  pgha hosts create -f cluster.yaml\n  pgha hosts create 3 --plan=false --ports h1=15435,18008 --ports h2=15436",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			count := hosts.DefaultCount
@@ -70,15 +79,59 @@ made (--ports); to change them, delete the hosts and create them again.`,
 			if err != nil {
 				return usageError{err}
 			}
+			if ports, err = f.portPlan(cmd, count, ports); err != nil {
+				return err
+			}
 			return a.hostsCreate(cmd.Context(), f, count, ports)
 		},
 	}
+	f.register(cmd)
+	return cmd
+}
+
+func (f *hostsCreateFlags) register(cmd *cobra.Command) {
 	addPrefixFlag(cmd, &f.prefix)
+	cmd.Flags().BoolVar(&f.plan, "plan", true, "publish the ports of the cluster's topology on the hosts that run its members (--plan=false: only --ports)")
+	cmd.Flags().StringVarP(&f.file, "file", "f", "", "topology file (YAML) whose ports the hosts publish; default: the seed topology")
+	addNameFlag(cmd, &f.name)
+	cmd.Flags().IntVar(&f.portOffset, "port-offset", 0, "add this to every port of the topology, as pgha up --port-offset does")
 	cmd.Flags().StringArrayVar(&f.ports, "ports", nil, "ports a host publishes on 127.0.0.1, the same number inside: HOST=PORT[,PORT...] (repeatable; HOST is h1, h2… or 1, 2…)")
 	cmd.Flags().BoolVar(&f.imageLoad, "image-load", true, "load pgha's images into every host (building the missing ones)")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", hosts.DefaultReadyTimeout, "how long to wait for the engines to answer and for the swarm to be ready")
 	addOutputFlag(cmd, &f.output)
-	return cmd
+}
+
+// portPlan is the ports each host publishes: the topology's, placed on the
+// hosts (unless --plan=false), and --ports.
+func (f *hostsCreateFlags) portPlan(cmd *cobra.Command, count int, extra map[int][]int) (map[int][]int, error) {
+	changed := cmd.Flags().Changed
+	if !f.plan {
+		if changed("file") || changed("name") || changed("port-offset") {
+			return nil, usageError{errors.New("-f, --name and --port-offset plan the ports of a topology: they cannot be combined with --plan=false")}
+		}
+		return extra, nil
+	}
+	var topo topology.Cluster
+	var err error
+	if f.file != "" {
+		if topo, _, err = topology.LoadFile(f.file); err != nil {
+			return nil, err
+		}
+		if changed("name") {
+			topo.Name = f.name
+		}
+	} else if topo, err = topology.Generate(f.name, 3, 3); err != nil {
+		return nil, usageError{err}
+	}
+	topo.ShiftPorts(f.portOffset)
+	if _, err := topo.Validate(); err != nil {
+		return nil, err
+	}
+	plan, err := hosts.PortPlan(topo, count, topology.StoreVersityGW)
+	if err != nil {
+		return nil, err
+	}
+	return hosts.AddPorts(plan, extra), nil
 }
 
 // parseHostPorts reads --ports values: h1=5435,8008 or 1=5435.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pgha/pgha/pkg/hosts"
+	"github.com/spf13/cobra"
 )
 
 func TestParseHostPorts(t *testing.T) {
@@ -66,5 +67,59 @@ func TestPrintHostsPlain(t *testing.T) {
 		"lab\th2\tlab-h2\t-\tworker\tunix:///s/h2/docker.sock\t15435,18008\tno: container exited (pgha hosts create starts it)\n"
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out, want)
+	}
+}
+
+// hostsPlan parses `pgha hosts create` flags and returns the ports planned.
+func hostsPlan(t *testing.T, count int, args ...string) (map[int][]int, error) {
+	t.Helper()
+	f := &hostsCreateFlags{}
+	cmd := &cobra.Command{Use: "create"}
+	f.register(cmd)
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatal(err)
+	}
+	extra, err := parseHostPorts(f.ports, count)
+	if err != nil {
+		return nil, err
+	}
+	return f.portPlan(cmd, count, extra)
+}
+
+// By default the hosts publish the seed topology's ports, each on the host
+// that runs its member; --port-offset shifts them, -f reads a topology,
+// --ports adds, --plan=false leaves only --ports.
+func TestHostsCreatePortPlan(t *testing.T) {
+	seed := map[int][]int{1: {2379, 5000, 5001, 5435, 7000, 8008, 9000}, 2: {5436, 8010, 22379}, 3: {5437, 8012, 32379}}
+	for _, tc := range []struct {
+		count int
+		args  []string
+		want  map[int][]int
+	}{
+		{3, nil, seed},
+		{3, []string{"--name", "other"}, seed},
+		{3, []string{"--port-offset", "10", "--ports", "h2=15436"}, map[int][]int{
+			1: {2389, 5010, 5011, 5445, 7010, 8018, 9010}, 2: {5446, 8020, 15436, 22389}, 3: {5447, 8022, 32389}}},
+		{2, nil, map[int][]int{1: {2379, 5000, 5001, 5435, 5437, 7000, 8008, 8012, 9000, 32379}, 2: {5436, 8010, 22379}}},
+		{3, []string{"--plan=false", "--ports", "h1=41000"}, map[int][]int{1: {41000}}},
+		{3, []string{"--plan=false"}, map[int][]int{}},
+	} {
+		got, err := hostsPlan(t, tc.count, tc.args...)
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%d %v: %v %v, want %v", tc.count, tc.args, got, err, tc.want)
+		}
+	}
+
+	got, err := hostsPlan(t, 3, "-f", "../../examples/five-node.yaml")
+	want := map[int][]int{1: {2479, 5100, 5101, 5535, 5538, 7100, 8108, 8114, 9100}, 2: {5536, 5539, 8110, 8116, 22479}, 3: {5537, 8112, 32479}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("-f five-node.yaml: %v %v, want %v", got, err, want)
+	}
+
+	if _, err := hostsPlan(t, 3, "--plan=false", "--port-offset", "5"); err == nil || !strings.Contains(err.Error(), "--plan=false") {
+		t.Errorf("--plan=false with --port-offset: %v", err)
+	}
+	if _, err := hostsPlan(t, 3, "-f", "missing.yaml"); err == nil {
+		t.Error("a missing topology file planned ports")
 	}
 }

@@ -82,6 +82,9 @@ type Promises struct {
 	// CutsPorts: the member's published ports are gone while it holds, so
 	// it is watched from inside its container.
 	CutsPorts bool `json:"cutsPorts"`
+	// NeedsHosts: the fault acts on the whole host that runs the member,
+	// and needs Target.Hosts (a cluster on test hosts).
+	NeedsHosts bool `json:"needsHosts,omitempty"`
 }
 
 // Fault is one kind of failure of a cluster member.
@@ -119,11 +122,15 @@ type Target struct {
 	// Deadline is how long a network fault lifts itself after, should pgha
 	// die before it heals (0: 10 minutes).
 	Deadline time.Duration
+	// Hosts kills, starts, cuts and joins the hosts of a cluster on test
+	// hosts (host-down, host-partition); nil on one engine.
+	Hosts HostFaults
 }
 
 // registry lists every fault, in the order help shows them.
 var registry = []Fault{Stop{}, Kill{}, Pause{}, Partition{},
-	DCSPartition{}, EtcdQuorum{}, EtcdLeader{}, ReplicaKill{}, PowerLoss{}, LossyNetwork{}, StoreDown{}}
+	DCSPartition{}, EtcdQuorum{}, EtcdLeader{}, ReplicaKill{}, PowerLoss{}, LossyNetwork{}, StoreDown{},
+	HostDown{}, HostPartition{}}
 
 // All lists every fault, in the registry's order.
 func All() []Fault { return append([]Fault(nil), registry...) }
@@ -136,6 +143,18 @@ func Lookup(name string) (Fault, error) {
 		}
 	}
 	return nil, fmt.Errorf("unknown fault %q: use %s", name, strings.Join(Names(), ", "))
+}
+
+// For lists the faults that can act on t, in the registry's order: those
+// that need hosts only when t has them (a matrix on one engine skips them).
+func For(t Target) []Fault {
+	var out []Fault
+	for _, f := range registry {
+		if !f.Promises().NeedsHosts || t.Hosts != nil {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Names lists the faults' names.

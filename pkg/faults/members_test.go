@@ -36,7 +36,7 @@ func wholeCluster(t *testing.T) (Target, *enginetest.Engine) {
 }
 
 func TestRegistryHasEveryFault(t *testing.T) {
-	want := []string{"stop", "kill", "pause", "partition", "dcs-partition", "etcd-quorum", "etcd-leader", "replica-kill", "power-loss", "lossy-network", "store-down"}
+	want := []string{"stop", "kill", "pause", "partition", "dcs-partition", "etcd-quorum", "etcd-leader", "replica-kill", "power-loss", "lossy-network", "store-down", "host-down", "host-partition"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Fatalf("Names() = %v", got)
 	}

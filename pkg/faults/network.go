@@ -113,8 +113,14 @@ func peerAddresses(ctx context.Context, t Target, node string) ([]string, error)
 
 // helperImage is the network-fault helper's image, built when missing.
 func helperImage(ctx context.Context, t Target, eng *engine.Engine) (string, error) {
-	if t.HelperImage != "" {
-		return t.HelperImage, nil
+	return HelperImage(ctx, eng, t.HelperImage)
+}
+
+// HelperImage is the network-fault helper's image: ref when given, else the
+// one on eng, built when missing.
+func HelperImage(ctx context.Context, eng *engine.Engine, ref string) (string, error) {
+	if ref != "" {
+		return ref, nil
 	}
 	im, err := (&images.Supplier{Engine: eng, Progress: progress.Discard{}}).Netfault(ctx)
 	if err != nil {
@@ -123,29 +129,74 @@ func helperImage(ctx context.Context, t Target, eng *engine.Engine) (string, err
 	return im.Ref, nil
 }
 
+// netFault is the helper that holds a fault on a cluster member.
+func netFault(t Target, node string) NetFault {
+	eng, target := t.Backend.Where(t.Topo, node)
+	return NetFault{Engine: eng, Image: t.HelperImage, Container: target, Labels: t.Topo.Labels(RoleHelper, node), Deadline: t.Deadline}
+}
+
 // holdNetFault starts the helper in node's network namespace with
 // `pgha-netfault hold DEADLINE args...` and waits until the fault is in
-// place. The helper keeps it until it is told to clear, or lifts it itself
-// at the deadline, should pgha die first.
+// place.
 func holdNetFault(ctx context.Context, t Target, node string, args ...string) error {
-	eng, target := t.Backend.Where(t.Topo, node)
-	img, err := helperImage(ctx, t, eng)
+	return netFault(t, node).Hold(ctx, args...)
+}
+
+// clearNetFault undoes a network fault on node.
+func clearNetFault(ctx context.Context, t Target, node string) error {
+	return netFault(t, node).Clear(ctx)
+}
+
+// NetFault is pgha's network-fault helper (images/netfault) run in one
+// container's network namespace: a container on the same engine with
+// NetworkMode container:<Container> and the NET_ADMIN capability alone, so
+// it changes that namespace and nothing else. Everything it adds lives in
+// the iptables chain PGHA-FAULT (and a root qdisc), which Clear removes.
+type NetFault struct {
+	// Engine runs Container, and the helper beside it.
+	Engine *engine.Engine
+	// Image is the helper's image; empty finds or builds it on Engine.
+	Image string
+	// Container is the container whose network namespace the fault acts on.
+	Container string
+	// Name is the helper container's name; empty: HelperName(Container).
+	Name string
+	// Labels go on the helper containers (its owner's, so that whoever
+	// removes the owner's containers removes them too).
+	Labels map[string]string
+	// Deadline is how long the fault lifts itself after, should its holder
+	// die before it clears it (0: 10 minutes).
+	Deadline time.Duration
+}
+
+func (n NetFault) name() string {
+	if n.Name != "" {
+		return n.Name
+	}
+	return HelperName(n.Container)
+}
+
+// Hold starts the helper with `pgha-netfault hold DEADLINE args...` (such as
+// "drop", IP...) and waits until the fault is in place. The helper keeps it
+// until Clear, or lifts it itself at the deadline.
+func (n NetFault) Hold(ctx context.Context, args ...string) error {
+	eng := n.Engine
+	img, err := HelperImage(ctx, eng, n.Image)
 	if err != nil {
 		return err
 	}
-	deadline := t.Deadline
+	deadline := n.Deadline
 	if deadline <= 0 {
 		deadline = 10 * time.Minute
 	}
-	name := HelperName(target)
+	name := n.name()
 	if err := removeContainer(ctx, eng, name); err != nil {
 		return err
 	}
 	cmd := append([]string{"hold", fmt.Sprint(int(deadline.Seconds()))}, args...)
-	labels := t.Topo.Labels(RoleHelper, node)
-	_, err = eng.API.ContainerCreate(ctx, &container.Config{Image: img, Cmd: cmd, Labels: labels},
+	_, err = eng.API.ContainerCreate(ctx, &container.Config{Image: img, Cmd: cmd, Labels: n.Labels},
 		&container.HostConfig{
-			NetworkMode: container.NetworkMode("container:" + target),
+			NetworkMode: container.NetworkMode("container:" + n.Container),
 			CapDrop:     []string{"ALL"},
 			CapAdd:      []string{"NET_ADMIN"},
 		}, nil, nil, name)
@@ -153,7 +204,7 @@ func holdNetFault(ctx context.Context, t Target, node string, args ...string) er
 		return fmt.Errorf("creating the network-fault helper %s: %w", name, err)
 	}
 	if err := eng.API.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
-		return fmt.Errorf("starting the network-fault helper %s in %s's network namespace: %w", name, target, err)
+		return fmt.Errorf("starting the network-fault helper %s in %s's network namespace: %w", name, n.Container, err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -174,13 +225,12 @@ func holdNetFault(ctx context.Context, t Target, node string, args ...string) er
 	}
 }
 
-// clearNetFault undoes a network fault on node: `pgha-netfault clear` in the
-// helper that holds it, or in a new helper when that one is gone, then the
-// helper is removed. A node whose container does not run has no namespace
-// left, and nothing to clear.
-func clearNetFault(ctx context.Context, t Target, node string) error {
-	eng, target := t.Backend.Where(t.Topo, node)
-	name := HelperName(target)
+// Clear undoes the fault: `pgha-netfault clear` in the helper that holds
+// it, or in a new helper when that one is gone, then the helper is removed.
+// A container that does not run has no namespace left, and nothing to
+// clear. Clearing what holds no fault is no error.
+func (n NetFault) Clear(ctx context.Context) error {
+	eng, target, name := n.Engine, n.Container, n.name()
 	cleared := false
 	var errs []error
 	if info, err := eng.API.ContainerInspect(ctx, name); err == nil && info.State != nil && info.State.Running {
@@ -199,7 +249,7 @@ func clearNetFault(ctx context.Context, t Target, node string) error {
 				return err
 			}
 		} else if tinfo.State != nil && tinfo.State.Running {
-			if err := oneShotClear(ctx, t, eng, node, target); err != nil {
+			if err := n.oneShotClear(ctx); err != nil {
 				return errors.Join(append(errs, err)...)
 			}
 		}
@@ -207,18 +257,19 @@ func clearNetFault(ctx context.Context, t Target, node string) error {
 	return removeContainer(ctx, eng, name)
 }
 
-// oneShotClear runs `pgha-netfault clear` in a new helper in target's namespace.
-func oneShotClear(ctx context.Context, t Target, eng *engine.Engine, node, target string) error {
-	img, err := helperImage(ctx, t, eng)
+// oneShotClear runs `pgha-netfault clear` in a new helper in the container's namespace.
+func (n NetFault) oneShotClear(ctx context.Context) error {
+	eng := n.Engine
+	img, err := HelperImage(ctx, eng, n.Image)
 	if err != nil {
 		return err
 	}
-	name := HelperName(target) + "-clear"
+	name := n.name() + "-clear"
 	if err := removeContainer(ctx, eng, name); err != nil {
 		return err
 	}
-	_, err = eng.API.ContainerCreate(ctx, &container.Config{Image: img, Cmd: []string{"clear"}, Labels: t.Topo.Labels(RoleHelper, node)},
-		&container.HostConfig{NetworkMode: container.NetworkMode("container:" + target), CapDrop: []string{"ALL"}, CapAdd: []string{"NET_ADMIN"}},
+	_, err = eng.API.ContainerCreate(ctx, &container.Config{Image: img, Cmd: []string{"clear"}, Labels: n.Labels},
+		&container.HostConfig{NetworkMode: container.NetworkMode("container:" + n.Container), CapDrop: []string{"ALL"}, CapAdd: []string{"NET_ADMIN"}},
 		nil, nil, name)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", name, err)

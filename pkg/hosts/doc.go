@@ -70,4 +70,22 @@
 //	err = hosts.Delete(ctx, docker, name)
 //
 //	// pgha hosts list: hosts.List(ctx, docker), then hosts.Inspect for each.
+//
+// The ports: PortPlan(topo, count, storeKind) places the cluster's members on
+// h1…hN as the swarm deployment does (topology.Cluster.Place) and gives each
+// host the ports of what it runs (topology.Cluster.PortsByNode); `pgha hosts
+// create` publishes that plan by default (the seed topology, or -f, --name,
+// --port-offset), AddPorts adds --ports.
+//
+// Host-level faults (host-down, host-partition in pkg/faults) go through a
+// Controller on the outer engine:
+//
+//	ctl := &hosts.Controller{Outer: docker, Prefix: name, Deadline: d}
+//	err := ctl.EnsureHelper(ctx, progress)     // the network-fault helper image, once
+//	target.Hosts = ctl.Faults()                // faults.HostFaults
+//	host, err := ctl.HostOf(ctx, nil, service) // "h2": the node of the service's running task
+//	err = ctl.Kill(ctx, "h2")                  // SIGKILL of the host's container
+//	err = ctl.Start(ctx, "h2")                 // started, engine answers, swarm lists it ready
+//	err = ctl.Cut(ctx, "h3")                   // off the other hosts; its ports still answer here
+//	err = ctl.Join(ctx, "h3")                  // the cut lifted
 package hosts

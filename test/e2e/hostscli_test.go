@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ type hostsView struct {
 		Ready     bool   `json:"ready"`
 		Leader    bool   `json:"leader"`
 		Detail    string `json:"detail"`
+		Ports     []int  `json:"ports"`
 	} `json:"hosts"`
 }
 
@@ -67,8 +69,29 @@ func TestHostsCLI(t *testing.T) {
 		}
 	}
 
+	// The hosts publish the ports of a topology, each on the host that
+	// runs its member: ports here from 41000-41999.
+	base := 41000 + 20*rand.IntN(49)
+	file := filepath.Join(t.TempDir(), "topology.yaml")
+	topo := fmt.Sprintf(`name: hcli
+etcd:
+  - {name: etcd1, clientPort: %d}
+  - {name: etcd2, clientPort: %d}
+  - {name: etcd3, clientPort: %d}
+patroni:
+  - {name: patroni1, pgPort: %d, restPort: %d}
+  - {name: patroni2, pgPort: %d, restPort: %d}
+  - {name: patroni3, pgPort: %d, restPort: %d}
+objectStore: {apiPort: %d}
+routerPorts: {primary: %d, replicas: %d, stats: %d}
+`, base, base+1, base+2, base+3, base+4, base+5, base+6, base+7, base+8, base+9, base+10, base+11, base+12)
+	if err := os.WriteFile(file, []byte(topo), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantPorts := [][]int{{base, base + 3, base + 4, base + 9, base + 10, base + 11, base + 12}, {base + 1, base + 5, base + 6}, {base + 2, base + 7, base + 8}}
+
 	start := time.Now()
-	r := mustPgha(t, "hosts", "create", "3", "--prefix", prefix, "-o", "json")
+	r := mustPgha(t, "hosts", "create", "3", "--prefix", prefix, "-f", file, "-o", "json")
 	t.Logf("pgha hosts create 3: %s\n%s", time.Since(start).Round(100*time.Millisecond), r.stderr)
 	var created hostsView
 	if err := json.Unmarshal([]byte(r.stdout), &created); err != nil || len(created.Hosts) != 3 {
@@ -76,6 +99,12 @@ func TestHostsCLI(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "DOCKER_HOST=unix://") {
 		t.Errorf("create does not say how to reach a host's engine:\n%s", r.stderr)
+	}
+
+	for i, h := range created.Hosts {
+		if !slices.Equal(h.Ports, wantPorts[i]) {
+			t.Errorf("host %s publishes %v, want %v", h.Name, h.Ports, wantPorts[i])
+		}
 	}
 
 	// Each inner engine answers on its socket and has the Patroni image.
@@ -135,7 +164,7 @@ func TestHostsCLI(t *testing.T) {
 
 	// Creating again changes nothing.
 	start = time.Now()
-	r = mustPgha(t, "hosts", "create", "3", "--prefix", prefix, "-o", "json")
+	r = mustPgha(t, "hosts", "create", "3", "--prefix", prefix, "-f", file, "-o", "json")
 	var again hostsView
 	if err := json.Unmarshal([]byte(r.stdout), &again); err != nil || len(again.Hosts) != 3 {
 		t.Fatalf("create again -o json: %v\n%s", err, r.stdout)
