@@ -12,6 +12,7 @@ import (
 	"github.com/pgha/pgha/pkg/failover"
 	"github.com/pgha/pgha/pkg/faults"
 	"github.com/pgha/pgha/pkg/guard"
+	"github.com/pgha/pgha/pkg/hosts"
 	"github.com/pgha/pgha/pkg/images"
 	"github.com/pgha/pgha/pkg/poll"
 	"github.com/pgha/pgha/pkg/topology"
@@ -160,6 +161,18 @@ func (a *app) prepare(ctx context.Context, cmd *cobra.Command, f *failoverFlags,
 		},
 		// A network fault whose pgha dies lifts itself after this.
 		Deadline: opts.PauseFor + 3*f.timeout + 2*time.Minute,
+	}
+	if sw := b.Swarm(); sw != nil && sw.Outer != nil {
+		// A swarm of test hosts: whole hosts can be killed and cut off.
+		ctl := &hosts.Controller{Outer: sw.Outer.API, Prefix: sw.HostsPrefix, Deadline: ft.Deadline}
+		for _, fl := range fs {
+			if fl.Name() == (faults.HostPartition{}).Name() {
+				if err := ctl.EnsureHelper(ctx, st); err != nil {
+					return sc, err
+				}
+			}
+		}
+		ft.Hosts = ctl.Faults()
 	}
 	for _, fl := range fs {
 		if fl.Promises().Helper {

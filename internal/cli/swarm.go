@@ -45,6 +45,7 @@ func (a *app) swarmOnHosts(ctx context.Context, outer *engine.Engine, prefix str
 		return nil, fmt.Errorf("test hosts %s: no manager answers; start them with `pgha hosts create --prefix %s`", prefix, prefix)
 	}
 	s := cluster.NewSwarm(manager, nodes, outer, hosts.EngineSocketInHost, p)
+	s.HostsPrefix = prefix
 	s.Load = func(ctx context.Context, refs []string) error {
 		return hosts.LoadImages(ctx, outer.API, sw.Hosts, refs)
 	}

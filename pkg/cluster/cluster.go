@@ -99,6 +99,9 @@ func (d *Docker) StartMember(ctx context.Context, topo topology.Cluster, node st
 // OnSwarm says whether d is a swarm's backend.
 func (d *Docker) OnSwarm() bool { return d.swarm != nil }
 
+// Swarm is the swarm backend d stands for (nil on one engine).
+func (d *Docker) Swarm() *Swarm { return d.swarm }
+
 // at is the engine and container of a member.
 func (d *Docker) at(ctx context.Context, topo topology.Cluster, node string) (*engine.Engine, string, error) {
 	if d.swarm != nil {

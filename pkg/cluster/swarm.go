@@ -31,6 +31,8 @@ type Swarm struct {
 	// Outer is the engine that runs the test hosts, when the swarm is made
 	// of them (host faults need it); nil for a swarm of real machines.
 	Outer *engine.Engine
+	// HostsPrefix names the test hosts when the swarm is made of them.
+	HostsPrefix string
 	// GuardSocket is the engine's socket as each node sees it (what the
 	// guard's proxy mounts).
 	GuardSocket string
