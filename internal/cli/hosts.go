@@ -303,7 +303,7 @@ func (a *app) hostsHint(st *status, prefix string, statuses []hosts.HostStatus) 
 	h := statuses[0]
 	st.Info(fmt.Sprintf("Point docker at a host's engine (%s is a manager):\n  export DOCKER_HOST=%s\n  docker node ls\nor: eval \"$(pgha hosts env%s %s)\"",
 		h.Name, h.Socket, flag, h.Name))
-	st.Info("pgha up does not deploy on a swarm yet: the hosts are for trying Swarm and for tests. Remove them with `pgha hosts delete" + flag + "`.")
+	st.Info("Deploy a cluster on them with `pgha up --swarm" + strings.Replace(flag, "--prefix", "--hosts", 1) + "` (the hosts are a test harness, not a production mode). Remove them with `pgha hosts delete" + flag + "`.")
 }
 
 func (a *app) newHostsListCommand() *cobra.Command {

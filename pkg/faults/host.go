@@ -101,6 +101,14 @@ func (HostDown) Heal(ctx context.Context, t Target, node string) error {
 	if err := t.Hosts.Start(ctx, host); err != nil {
 		return err
 	}
+	// The host's engine came back with its containers dead, and a swarm
+	// restarts nothing (so that no fault is undone behind pgha's back):
+	// up starts their services' new tasks, as after a real machine's loss.
+	if t.Up != nil {
+		if err := t.Up(ctx); err != nil {
+			return err
+		}
+	}
 	healed(t, node)
 	return nil
 }
