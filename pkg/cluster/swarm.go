@@ -88,6 +88,7 @@ func (s *Swarm) node(host string) (*engine.Engine, error) {
 // task is where a member's service runs now: the node and the task's
 // container (empty when the service has no task with a container).
 type task struct {
+	ID        string
 	Host      string
 	Container string
 	State     swarm.TaskState
@@ -118,7 +119,7 @@ func (s *Swarm) currentTask(ctx context.Context, service string) (task, bool, er
 	if err != nil {
 		return task{}, false, err
 	}
-	out := task{Host: host, State: t.Status.State, Err: t.Status.Err, Desired: t.DesiredState}
+	out := task{ID: t.ID, Host: host, State: t.Status.State, Err: t.Status.Err, Desired: t.DesiredState}
 	if t.Status.ContainerStatus != nil {
 		out.Container = t.Status.ContainerStatus.ContainerID
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/pgha/pgha/pkg/clients"
 	"github.com/pgha/pgha/pkg/engine"
 	"github.com/pgha/pgha/pkg/images"
+	"github.com/pgha/pgha/pkg/poll"
 	"github.com/pgha/pgha/pkg/progress"
 	"github.com/pgha/pgha/pkg/secrets"
 	"github.com/pgha/pgha/pkg/topology"
@@ -295,8 +296,20 @@ func (s *Swarm) restartTask(ctx context.Context, service string) error {
 	if _, err := s.Engine.API.ServiceUpdate(ctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{}); err != nil {
 		return fmt.Errorf("starting a new task of service %s: %w", service, err)
 	}
+	// Until the orchestrator makes the new task, the ended one is the
+	// newest: waits would take it for the member's death.
+	err = poll.For(ctx, newTaskWait, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+		n, ok, err := s.currentTask(ctx, service)
+		return err == nil && ok && n.ID != t.ID, err
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for a new task of service %s: %w", service, err)
+	}
 	return nil
 }
+
+// newTaskWait bounds the wait for the orchestrator to make a service's new task.
+const newTaskWait = 30 * time.Second
 
 // StartMember starts a member whose task has ended (a kill, a lost host):
 // a new task of its service, on its node, with its volume.

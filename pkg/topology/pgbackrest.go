@@ -66,13 +66,12 @@ const (
 	// of an old timeline's segment go (images/patroni/archive-push.sh). Its
 	// name must contain "pgbackrest": pgbackrest backup checks that.
 	archiveCommand = "pgha-pgbackrest-push %p"
-	// A replica's promotion asks the archive for the next timeline's
-	// history file: with the store unreachable, pgBackRest's default
-	// 60 s I/O timeout (and its retries) held a promotion for 6 minutes a
-	// call, measured when a host died with the primary and the store; with
-	// 1 s a call gives up in about 6 s. WAL is fetched from a store on the
-	// cluster network, where 1 s without a byte means it is gone.
-	restoreCommand = `pgbackrest --io-timeout=1 archive-get %f "%p"`
+	// pgha-pgbackrest-get is pgbackrest archive-get that gives up at once
+	// on a store whose name does not resolve, and after 1 s without a byte
+	// on one that does not answer (images/patroni/archive-get.sh): a
+	// promotion asks the archive for history files, and against a store
+	// gone with its host pgBackRest's defaults held it for 6 minutes a call.
+	restoreCommand = `pgha-pgbackrest-get %f "%p"`
 	// A new replica is restored from the newest backup and the WAL archive
 	// when there is one, which spares the primary a base backup; with none
 	// the command fails at once and Patroni falls back to pg_basebackup.

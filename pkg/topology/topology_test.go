@@ -204,7 +204,7 @@ func TestPatroniConfig(t *testing.T) {
 		{[]string{"postgresql", "authentication", "replication", "username"}, "replicator"},
 		{[]string{"bootstrap", "dcs", "postgresql", "parameters", "archive_mode"}, "on"},
 		{[]string{"bootstrap", "dcs", "postgresql", "parameters", "archive_command"}, "pgha-pgbackrest-push %p"},
-		{[]string{"postgresql", "recovery_conf", "restore_command"}, `pgbackrest --io-timeout=1 archive-get %f "%p"`},
+		{[]string{"postgresql", "recovery_conf", "restore_command"}, `pgha-pgbackrest-get %f "%p"`},
 		{[]string{"postgresql", "create_replica_methods"}, []any{"pgbackrest", "basebackup"}},
 		{[]string{"postgresql", "pgbackrest", "command"}, "pgbackrest --delta --type=standby restore"},
 		{[]string{"bootstrap", "method"}, nil},

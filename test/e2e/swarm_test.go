@@ -25,7 +25,7 @@ import (
 // from the swarm, not from pgha), credentials only as Swarm secrets, verify,
 // a kill fenced by the guard of the primary's host, a host that dies with
 // its primary (strict synchronous mode: nothing acknowledged lost) and
-// comes back, a backup and a point-in-time restore, then down -v and hosts
+// comes back with its members, a backup and a point-in-time restore, then down -v and hosts
 // delete leaving nothing.
 func TestSwarm(t *testing.T) {
 	ctx := context.Background()
@@ -124,6 +124,20 @@ func TestSwarm(t *testing.T) {
 			t.Errorf("acknowledged writes lost: %d", rep.LostAcked)
 		}
 		t.Logf("guard: %s (%.0f ms after the event)", d.Reason, d.DecisionMs)
+	})
+
+	t.Run("host-down of the primary's host, strict synchronous mode", func(t *testing.T) {
+		rep := c.failover(t, "failover-test", "--fault", "host-down", "--timeout", "150s")
+		// No engine reports a dead host: the lease (ttl 20 s) decides.
+		if rep.NewPrimary == rep.OldPrimary || rep.NewLeaderSec <= 0 || rep.NewLeaderSec > 35 {
+			t.Errorf("%s -> %s, new leader after %.2fs: want a new primary within the lease", rep.OldPrimary, rep.NewPrimary, rep.NewLeaderSec)
+		}
+		if rep.LostAcked != 0 || rep.Audit.Acked == 0 {
+			t.Errorf("strict synchronous mode: %d acknowledged writes lost of %d", rep.LostAcked, rep.Audit.Acked)
+		}
+		if rep.RejoinSec <= 0 || !rep.VerifiedAfter {
+			t.Errorf("the host's member did not rejoin (rejoin %.2fs, verified %v)", rep.RejoinSec, rep.VerifiedAfter)
+		}
 	})
 
 	t.Run("backup and point-in-time restore", func(t *testing.T) {
