@@ -340,6 +340,12 @@ func (s *Swarm) serviceSpec(ctx context.Context, u *upRun, sp Spec) (swarm.Servi
 	if err != nil {
 		return swarm.ServiceSpec{}, err
 	}
+	return serviceSpecOf(topo, sp, place, refs), nil
+}
+
+// serviceSpecOf is the service of a member's container spec, placed and
+// with its secrets' references.
+func serviceSpecOf(topo topology.Cluster, sp Spec, place topology.Placement, refs []*swarm.SecretReference) swarm.ServiceSpec {
 	cs := &swarm.ContainerSpec{
 		Image: sp.Config.Image, Hostname: sp.Config.Hostname, Labels: sp.Config.Labels, Env: sp.Config.Env,
 		Command: sp.Config.Entrypoint, Args: sp.Config.Cmd, User: sp.Config.User, Secrets: refs,
@@ -388,7 +394,7 @@ func (s *Swarm) serviceSpec(ctx context.Context, u *upRun, sp Spec) (swarm.Servi
 		},
 		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}},
 		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeDNSRR, Ports: ports},
-	}, nil
+	}
 }
 
 // ensureSecrets makes a Swarm secret of each of a member's files (named by
