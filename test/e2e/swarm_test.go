@@ -76,6 +76,16 @@ func TestSwarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	manager := innerClient(t, sw, "h1")
+	// pgha's images were loaded into every host, the same as on this machine.
+	patroni, err := docker.ImageInspect(ctx, imageRef(t, "patroni"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range sw.Hosts {
+		if im, err := innerClient(t, sw, h.Name).ImageInspect(ctx, patroni.RepoTags[0]); err != nil || im.ID != patroni.ID {
+			t.Errorf("host %s: the Patroni image is %q (%v), want %s", h.Name, im.ID, err, patroni.ID)
+		}
+	}
 	for _, kind := range []string{"etcd", "patroni"} {
 		for i := 1; i <= 3; i++ {
 			member := fmt.Sprintf("%s%d", kind, i)
