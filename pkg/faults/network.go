@@ -111,11 +111,6 @@ func peerAddresses(ctx context.Context, t Target, node string) ([]string, error)
 	return ips, nil
 }
 
-// helperImage is the network-fault helper's image, built when missing.
-func helperImage(ctx context.Context, t Target, eng *engine.Engine) (string, error) {
-	return HelperImage(ctx, eng, t.HelperImage)
-}
-
 // HelperImage is the network-fault helper's image: ref when given, else the
 // one on eng, built when missing.
 func HelperImage(ctx context.Context, eng *engine.Engine, ref string) (string, error) {

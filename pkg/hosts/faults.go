@@ -225,7 +225,8 @@ func (c *Controller) Start(ctx context.Context, name string) error {
 		// swarm as it was before it died.
 		m, err := c.Manager(ctx, h.Name)
 		if err == nil {
-			missing, err := swarmNotReady(ctx, m, map[string]client.APIClient{h.Name: own}, Swarm{Prefix: c.Prefix, Hosts: []Host{h}})
+			var missing []string
+			missing, err = swarmNotReady(ctx, m, map[string]client.APIClient{h.Name: own}, Swarm{Prefix: c.Prefix, Hosts: []Host{h}})
 			m.Close()
 			if err == nil && len(missing) == 0 {
 				return nil
