@@ -77,12 +77,13 @@ func TestSwarm(t *testing.T) {
 	}
 	manager := innerClient(t, sw, "h1")
 	// pgha's images were loaded into every host, the same as on this machine.
-	patroni, err := docker.ImageInspect(ctx, imageRef(t, "patroni"))
+	patroniRef := imageRef(t, "patroni")
+	patroni, err := docker.ImageInspect(ctx, patroniRef)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range sw.Hosts {
-		if im, err := innerClient(t, sw, h.Name).ImageInspect(ctx, patroni.RepoTags[0]); err != nil || im.ID != patroni.ID {
+		if im, err := innerClient(t, sw, h.Name).ImageInspect(ctx, patroniRef); err != nil || im.ID != patroni.ID {
 			t.Errorf("host %s: the Patroni image is %q (%v), want %s", h.Name, im.ID, err, patroni.ID)
 		}
 	}
