@@ -130,7 +130,11 @@ func TestDay2(t *testing.T) {
 		}
 		eventually(t, 10*time.Second, "status --watch to end on Ctrl-C", func() error {
 			out, err := tm.command(ctx, "display-message", "-p", "-t", "watch", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}").Output()
-			if err != nil || strings.TrimSpace(string(out)) != "1:0:" {
+			// Exit 0, not killed by a signal. tmux 3.3a (Debian bookworm)
+			// sometimes records neither status nor signal for a process that
+			// ends as its pane closes ("1::"); exit 0 after SIGINT itself is
+			// checked off a terminal above.
+			if got := strings.TrimSpace(string(out)); err != nil || (got != "1:0:" && got != "1::") {
 				return fmt.Errorf("pane dead:status:signal %q (%v)", strings.TrimSpace(string(out)), err)
 			}
 			return nil
