@@ -108,17 +108,24 @@ func (d *Docker) Down(ctx context.Context, name string, volumes bool) (DownResul
 		}
 		res.Volumes = append(res.Volumes, v.Name)
 	}
+	res.Secrets, err = removeLocalSecrets(name)
+	return res, err
+}
+
+// removeLocalSecrets removes the cluster's state directory (its secrets)
+// and returns it; "" when there was none.
+func removeLocalSecrets(name string) (string, error) {
 	store, err := secrets.For(name)
 	if err != nil {
-		return res, err
+		return "", err
 	}
 	if _, statErr := store.Load(); statErr == nil || !errors.Is(statErr, os.ErrNotExist) {
 		if err := store.Remove(); err != nil {
-			return res, fmt.Errorf("removing secrets in %s: %w", store.Dir, err)
+			return "", fmt.Errorf("removing secrets in %s: %w", store.Dir, err)
 		}
-		res.Secrets = store.Dir
+		return store.Dir, nil
 	}
-	return res, nil
+	return "", nil
 }
 
 // RemoveMembers removes members' containers. A container that is not the

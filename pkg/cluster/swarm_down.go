@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -13,7 +12,6 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/pgha/pgha/pkg/engine"
 	"github.com/pgha/pgha/pkg/poll"
-	"github.com/pgha/pgha/pkg/secrets"
 	"github.com/pgha/pgha/pkg/topology"
 )
 
@@ -126,17 +124,8 @@ func (s *Swarm) Down(ctx context.Context, name string, volumes bool) (DownResult
 			res.Volumes = append(res.Volumes, h+"/"+v.Name)
 		}
 	}
-	store, err := secrets.For(name)
-	if err != nil {
-		return res, err
-	}
-	if _, statErr := store.Load(); statErr == nil || !errors.Is(statErr, os.ErrNotExist) {
-		if err := store.Remove(); err != nil {
-			return res, fmt.Errorf("removing secrets in %s: %w", store.Dir, err)
-		}
-		res.Secrets = store.Dir
-	}
-	return res, nil
+	res.Secrets, err = removeLocalSecrets(name)
+	return res, err
 }
 
 // RemoveMembers removes members' services and waits until their containers are gone.

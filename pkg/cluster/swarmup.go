@@ -30,7 +30,6 @@ func (s *Swarm) Up(ctx context.Context, topo topology.Cluster, timeout time.Dura
 	topo.Engine = topology.EngineSwarm
 	u := &upRun{d: s.Docker, topo: topo, deadline: time.Now().Add(timeout)}
 	defer u.close()
-	noGuard := func() bool { return !u.topo.Guard }
 	steps := []progress.Named{
 		{Title: "Resolving images", Run: func(ctx context.Context) (string, error) { return s.resolveImages(ctx, u) }},
 		{Title: "Placing the members on the swarm's nodes", Run: func(ctx context.Context) (string, error) { return s.place(ctx, u) }},
@@ -40,21 +39,8 @@ func (s *Swarm) Up(ctx context.Context, topo topology.Cluster, timeout time.Dura
 		{Title: "Starting etcd and the object store", Run: func(ctx context.Context) (string, error) {
 			return "etcd and object store services scheduled", u.startAll(ctx, append(ByRole(u.specs, topology.RoleEtcd), ByRole(u.specs, topology.RoleObjectStore)...))
 		}},
-		{Title: fmt.Sprintf("Waiting for etcd (%s)", strings.Join(topo.ContainerNames(topo.EtcdNames()), ", ")), Run: u.waitEtcd},
-		{Title: "Enabling etcd authentication", Run: u.enableEtcdAuth},
-		{Run: u.startFreshLeader, Skip: func() bool { return !u.fresh }},
-		{Run: u.startGuard, Skip: noGuard},
-		{Title: "Waiting for the object store", Run: u.waitObjectStore},
-		{Title: "Giving pgBackRest its own S3 account", Run: u.pgBackRestS3User, Skip: func() bool { return u.res.Images.ObjectStore.Kind == topology.StoreMinIO }},
-		{Run: u.checkInitialized},
-		{Title: fmt.Sprintf("Bootstrapping %s as the primary", topo.ContainerName(topo.BootstrapLeader)), Run: u.bootstrapLeader, Skip: u.notBootstrap},
-		{Title: "Creating the pgBackRest stanza", Run: u.stanzaOnLeader, Skip: u.notBootstrap},
-		{Title: fmt.Sprintf("Starting Patroni (%s)", strings.Join(topo.ContainerNames(topo.PatroniNames()), ", ")), Run: u.startPatroni},
-		{Title: "Waiting for the guards", Run: u.waitGuard, Skip: noGuard},
-		{Title: "Starting the router", Run: u.startRouter, Skip: func() bool { return !u.topo.Router }},
-		{Title: "Waiting for every etcd member", Run: u.waitEtcdAll},
-		{Title: "Creating the pgBackRest stanza", Run: u.stanzaOnPrimary, Skip: func() bool { return u.bootstrap }},
 	}
+	steps = append(steps, u.readySteps()...)
 	err := progress.Run(ctx, s.Progress, steps)
 	return u.res, err
 }

@@ -93,8 +93,7 @@ func (u *upRun) close() {
 
 // steps is up, in order. Steps without a title show no line of their own.
 func (u *upRun) steps() []progress.Named {
-	noGuard := func() bool { return !u.topo.Guard }
-	return []progress.Named{
+	return append([]progress.Named{
 		{Title: "Resolving images", Run: u.resolveImages},
 		{Run: u.observe},
 		{Run: u.buildImages, Skip: u.isReady},
@@ -102,6 +101,19 @@ func (u *upRun) steps() []progress.Named {
 		{Run: u.liftNetworkFaults},
 		{Run: u.rejoinCutOff},
 		{Run: u.startFirst},
+	}, u.readySteps()...)
+}
+
+// readySteps are up's steps from etcd on, the same on one engine and on a
+// swarm: wait for etcd, turn on its logins, start the guard, bootstrap,
+// start Patroni, the router, and make the stanza.
+func (u *upRun) readySteps() []progress.Named {
+	noGuard := func() bool { return !u.topo.Guard }
+	guardTitle := "Waiting for the guard"
+	if u.d.swarm != nil {
+		guardTitle = "Waiting for the guards"
+	}
+	return []progress.Named{
 		{Title: fmt.Sprintf("Waiting for etcd (%s)", strings.Join(u.topo.ContainerNames(u.topo.EtcdNames()), ", ")), Run: u.waitEtcd},
 		{Title: "Enabling etcd authentication", Run: u.enableEtcdAuth},
 		{Run: u.startFreshLeader, Skip: func() bool { return !u.fresh }},
@@ -115,7 +127,7 @@ func (u *upRun) steps() []progress.Named {
 		// when the object store was not ready then.
 		{Title: "Creating the pgBackRest stanza", Run: u.stanzaOnLeader, Skip: u.notBootstrap},
 		{Title: fmt.Sprintf("Starting Patroni (%s)", strings.Join(u.topo.ContainerNames(u.topo.PatroniNames()), ", ")), Run: u.startPatroni},
-		{Title: "Waiting for the guard", Run: u.waitGuard, Skip: noGuard},
+		{Title: guardTitle, Run: u.waitGuard, Skip: noGuard},
 		{Title: "Starting the router", Run: u.startRouter, Skip: func() bool { return !u.topo.Router }},
 		{Title: "Waiting for every etcd member", Run: u.waitEtcdAll},
 		{Title: "Creating the pgBackRest stanza", Run: u.stanzaOnPrimary, Skip: func() bool { return u.bootstrap }},

@@ -43,22 +43,7 @@ type hostsView struct {
 // create again (nothing to do), and delete: nothing labelled is left.
 func TestHostsCLI(t *testing.T) {
 	ctx := context.Background()
-	if h := docker.DaemonHost(); !strings.HasPrefix(h, "unix://") {
-		t.Skipf("test hosts need this machine's engine over a unix socket, not %s", h)
-	}
-	prefix := fmt.Sprintf("hcli-e2e-%04x", rand.IntN(0x10000))
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i := 1; i <= 3; i++ {
-				name := hosts.ContainerName(prefix, i)
-				t.Logf("last log lines of %s:\n%s", name, hosts.LogTail(ctx, docker, name, 20))
-			}
-		}
-		// Through the package, so that a broken CLI cannot leave hosts behind.
-		if err := hosts.Delete(ctx, docker, prefix); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	prefix := testHosts(t, "hcli-e2e")
 
 	// Bad input is a usage error before anything is made.
 	for _, args := range [][]string{{"hosts", "create", "--prefix", "Bad_Prefix"}, {"hosts", "create", "0"},
@@ -189,4 +174,29 @@ routerPorts: {primary: %d, replicas: %d, stats: %d}
 	if !strings.Contains(r.stderr, "Nothing to delete") {
 		t.Errorf("a second delete says:\n%s", r.stderr)
 	}
+}
+
+// testHosts skips a test when this machine's engine is not reached over a
+// unix socket, picks a unique prefix for its test hosts and deletes them when
+// the test ends (through the package, so that a broken CLI cannot leave them
+// behind), their last log lines first if it failed.
+func testHosts(t *testing.T, stem string) string {
+	t.Helper()
+	if h := docker.DaemonHost(); !strings.HasPrefix(h, "unix://") {
+		t.Skipf("test hosts need this machine's engine over a unix socket, not %s", h)
+	}
+	ctx := context.Background()
+	prefix := fmt.Sprintf("%s-%04x", stem, rand.IntN(0x10000))
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i := 1; i <= 3; i++ {
+				name := hosts.ContainerName(prefix, i)
+				t.Logf("last log lines of %s:\n%s", name, hosts.LogTail(ctx, docker, name, 20))
+			}
+		}
+		if err := hosts.Delete(ctx, docker, prefix); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return prefix
 }

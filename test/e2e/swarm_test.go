@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -29,39 +28,13 @@ import (
 // delete leaving nothing.
 func TestSwarm(t *testing.T) {
 	ctx := context.Background()
-	if h := docker.DaemonHost(); !strings.HasPrefix(h, "unix://") {
-		t.Skipf("test hosts need this machine's engine over a unix socket, not %s", h)
-	}
-	prefix := fmt.Sprintf("sw-e2e-%04x", rand.IntN(0x10000))
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i := 1; i <= 3; i++ {
-				name := hosts.ContainerName(prefix, i)
-				t.Logf("last log lines of %s:\n%s", name, hosts.LogTail(ctx, docker, name, 15))
-			}
-		}
-		if err := hosts.Delete(ctx, docker, prefix); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	prefix := testHosts(t, "sw-e2e")
 	c := newCluster(t, 3, 3) // its cleanup (down -v) runs before the hosts go
 
-	// Each host publishes the ports of the members placed on it.
-	nodes := []topology.SwarmNode{{Hostname: "h1"}, {Hostname: "h2"}, {Hostname: "h3"}}
+	// Each host publishes the ports of the members up --swarm places on it:
+	// hosts create plans them from the same topology flags.
 	topo := c.topo
-	topo.Router = true
-	places, err := topo.Place(nodes, topology.StoreVersityGW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"hosts", "create", "3", "--prefix", prefix}
-	for h, ports := range topo.PortsByNode(places, topology.StoreVersityGW) {
-		var ps []string
-		for _, p := range ports {
-			ps = append(ps, fmt.Sprint(p))
-		}
-		args = append(args, "--ports", h+"="+strings.Join(ps, ","))
-	}
+	args := []string{"hosts", "create", "3", "--prefix", prefix, "--name", c.name, "--port-offset", fmt.Sprint(c.offset)}
 	start := time.Now()
 	mustPgha(t, args...)
 	t.Logf("pgha hosts create 3: %s", time.Since(start).Round(100*time.Millisecond))
