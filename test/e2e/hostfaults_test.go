@@ -21,14 +21,14 @@ import (
 	"github.com/pgha/pgha/pkg/topology"
 )
 
-// hostFaultsPorts is the range of ports TestHostFaults publishes in.
+// hostFaultsPorts is the range of ports testHostFaults publishes in.
 const hostFaultsPortLo, hostFaultsPortHi = 41000, 41999
 
-// TestHostFaults kills and starts a whole test host, and cuts a host off the
+// testHostFaults kills and starts a whole test host, and cuts a host off the
 // others while the machine still reaches its published port, through pgha's
 // own faults (host-down, host-partition) on services named as a cluster's
 // members.
-func TestHostFaults(t *testing.T) {
+func testHostFaults(t *testing.T) {
 	ctx := context.Background()
 	if h := docker.DaemonHost(); !strings.HasPrefix(h, "unix://") {
 		t.Skipf("test hosts need this machine's engine over a unix socket, not %s", h)
@@ -299,10 +299,7 @@ func nodeState(ctx context.Context, manager *client.Client, host string, want sw
 func freePortIn(t *testing.T, lo, hi int) int {
 	t.Helper()
 	for range 200 {
-		p := lo + rand.IntN(hi-lo+1)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err == nil {
-			l.Close()
+		if p := lo + rand.IntN(hi-lo+1); claimPorts(t, p) {
 			return p
 		}
 	}

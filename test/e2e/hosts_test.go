@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -26,11 +25,11 @@ import (
 	"github.com/pgha/pgha/pkg/hosts"
 )
 
-// TestHosts makes three Docker engines in containers, joins them into a
+// testHosts makes three Docker engines in containers, joins them into a
 // swarm of three managers, loads pgha's images into them, runs a service
 // pinned to h3 whose host-mode port answers on the machine, checks that an
 // overlay network carries traffic between h1 and h2, and deletes it all.
-func TestHosts(t *testing.T) {
+func testHosts(t *testing.T) {
 	ctx := context.Background()
 	if h := docker.DaemonHost(); !strings.HasPrefix(h, "unix://") {
 		t.Skipf("test hosts need this machine's engine over a unix socket, not %s", h)
@@ -276,16 +275,9 @@ func freePorts(t *testing.T, n int) []int {
 	t.Helper()
 	var ports []int
 	for len(ports) < n {
-		p := 20000 + rand.IntN(20000)
-		if slices.Contains(ports, p) {
-			continue
+		if p := 20000 + rand.IntN(20000); !slices.Contains(ports, p) && claimPorts(t, p) {
+			ports = append(ports, p)
 		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		ports = append(ports, p)
 	}
 	return ports
 }

@@ -37,13 +37,13 @@ type hostsView struct {
 	} `json:"hosts"`
 }
 
-// TestHostsCLI drives the one-machine swarm harness through the pgha binary:
+// testHostsCLI drives the one-machine swarm harness through the pgha binary:
 // create 3 hosts, check through each inner engine's socket (not through
 // pgha's report) that it answers, list them,
 // create again (nothing to do), and delete: nothing labelled is left.
-func TestHostsCLI(t *testing.T) {
+func testHostsCLI(t *testing.T) {
 	ctx := context.Background()
-	prefix := testHosts(t, "hcli-e2e")
+	prefix := newTestHosts(t, "hcli-e2e")
 
 	// Bad input is a usage error before anything is made.
 	for _, args := range [][]string{{"hosts", "create", "--prefix", "Bad_Prefix"}, {"hosts", "create", "0"},
@@ -55,7 +55,16 @@ func TestHostsCLI(t *testing.T) {
 
 	// The hosts publish the ports of a topology, each on the host that
 	// runs its member: ports here from 41000-41999.
-	base := 41000 + 20*rand.IntN(49)
+	var base int
+	for try := 0; ; try++ {
+		base = 41000 + 20*rand.IntN(49)
+		if claimPorts(t, base, base+1, base+2, base+3, base+4, base+5, base+6, base+7, base+8, base+9, base+10, base+11, base+12) {
+			break
+		}
+		if try == 50 {
+			t.Fatal("no 13 free ports in 41000-41999")
+		}
+	}
 	file := filepath.Join(t.TempDir(), "topology.yaml")
 	topo := fmt.Sprintf(`name: hcli
 etcd:
@@ -75,7 +84,7 @@ routerPorts: {primary: %d, replicas: %d, stats: %d}
 	wantPorts := [][]int{{base, base + 3, base + 4, base + 9, base + 10, base + 11, base + 12}, {base + 1, base + 5, base + 6}, {base + 2, base + 7, base + 8}}
 
 	start := time.Now()
-	// Bare engines: loading images into the hosts is TestSwarm's (it needs them).
+	// Bare engines: loading images into the hosts is testSwarm's (it needs them).
 	r := mustPgha(t, "hosts", "create", "3", "--prefix", prefix, "-f", file, "--image-load=false", "-o", "json")
 	t.Logf("pgha hosts create 3: %s\n%s", time.Since(start).Round(100*time.Millisecond), r.stderr)
 	var created hostsView
@@ -176,11 +185,11 @@ routerPorts: {primary: %d, replicas: %d, stats: %d}
 	}
 }
 
-// testHosts skips a test when this machine's engine is not reached over a
+// newTestHosts skips a test when this machine's engine is not reached over a
 // unix socket, picks a unique prefix for its test hosts and deletes them when
 // the test ends (through the package, so that a broken CLI cannot leave them
 // behind), their last log lines first if it failed.
-func testHosts(t *testing.T, stem string) string {
+func newTestHosts(t *testing.T, stem string) string {
 	t.Helper()
 	if h := docker.DaemonHost(); !strings.HasPrefix(h, "unix://") {
 		t.Skipf("test hosts need this machine's engine over a unix socket, not %s", h)

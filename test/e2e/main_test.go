@@ -13,7 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,7 +158,11 @@ func newCluster(t *testing.T, etcd, patroni int) *cluster {
 			t.Fatal(err)
 		}
 		topo.ShiftPorts(offset)
-		if allFree(topo) {
+		var ports []int
+		for _, hp := range topo.HostPorts(topology.StoreMinIO) {
+			ports = append(ports, hp.Port)
+		}
+		if claimPorts(t, ports...) {
 			c := &cluster{name: name, offset: offset, topo: topo}
 			t.Cleanup(func() { c.destroy(t) })
 			return c
@@ -166,14 +172,38 @@ func newCluster(t *testing.T, etcd, patroni int) *cluster {
 	return nil
 }
 
-func allFree(topo topology.Cluster) bool {
-	for _, hp := range topo.HostPorts(topology.StoreMinIO) {
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", hp.Port))
+// claimed holds the loopback ports that running tests have picked: tests run
+// in parallel, and a port found free is not bound until that test's up.
+var claimed = struct {
+	sync.Mutex
+	by map[int]string
+}{by: map[int]string{}}
+
+// claimPorts claims the ports for t until it ends, if each one is free on
+// 127.0.0.1 and not claimed by another test; otherwise it claims none.
+func claimPorts(t *testing.T, ports ...int) bool {
+	claimed.Lock()
+	defer claimed.Unlock()
+	for i, p := range ports {
+		if _, taken := claimed.by[p]; taken || slices.Contains(ports[:i], p) {
+			return false
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
 			return false
 		}
 		l.Close()
 	}
+	for _, p := range ports {
+		claimed.by[p] = t.Name()
+	}
+	t.Cleanup(func() {
+		claimed.Lock()
+		defer claimed.Unlock()
+		for _, p := range ports {
+			delete(claimed.by, p)
+		}
+	})
 	return true
 }
 

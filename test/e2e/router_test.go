@@ -91,6 +91,8 @@ func holdThroughRouter(t *testing.T, acc clients.Access) (node string, closed <-
 // 127.0.0.1:5000 (shifted) resume within 0.3 s of the direct multi-host
 // DSN's in the same run, the replica port never answers from a primary, and
 // a session held on the old primary through the router is closed at once.
+// Not parallel, so it runs alone before the others: it compares two write
+// gaps measured in one run, which other clusters' load on two cores would blur.
 func TestRouter(t *testing.T) {
 	c := newCluster(t, 3, 3)
 	c.up(t)
@@ -211,6 +213,7 @@ func TestRouter(t *testing.T) {
 // --router=false: no router container, no status row, no verify checks,
 // DATABASE_URL the multi-host DSN.
 func TestRouterOff(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 1, 2)
 	mustPgha(t, append(c.upArgs(), "--router=false")...)
 	st := c.status(t)

@@ -23,6 +23,7 @@ import (
 // engine chosen through a docker context whose socket is at another path:
 // DOCKER_CONTEXT for up, --context for verify and status.
 func TestContextsAndGoInstall(t *testing.T) {
+	t.Parallel()
 	tmp := t.TempDir()
 	gobin := filepath.Join(tmp, "bin")
 	install := exec.Command("go", "install", "../../cmd/pgha")
@@ -115,6 +116,7 @@ var errFalse = errors.New("not yet")
 // one killed outright leaves the fault, and `pgha up` brings the member
 // back (unpaused, on the network again) and reports the cluster healthy.
 func TestInterruptedFaultsHeal(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3, 3)
 	c.up(t)
 	primaryContainer := func() string {

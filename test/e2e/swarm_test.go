@@ -19,16 +19,16 @@ import (
 	"github.com/pgha/pgha/pkg/topology"
 )
 
-// TestSwarm runs the cluster across three Docker hosts on Swarm, the hosts
+// testSwarm runs the cluster across three Docker hosts on Swarm, the hosts
 // being engines in containers made by `pgha hosts create`: placement (read
 // from the swarm, not from pgha), credentials only as Swarm secrets, verify,
 // a kill fenced by the guard of the primary's host, a host that dies with
 // its primary (strict synchronous mode: nothing acknowledged lost) and
 // comes back with its members, a backup and a point-in-time restore, then down -v and hosts
 // delete leaving nothing.
-func TestSwarm(t *testing.T) {
+func testSwarm(t *testing.T) {
 	ctx := context.Background()
-	prefix := testHosts(t, "sw-e2e")
+	prefix := newTestHosts(t, "sw-e2e")
 	c := newCluster(t, 3, 3) // its cleanup (down -v) runs before the hosts go
 
 	// Each host publishes the ports of the members up --swarm places on it:
