@@ -52,12 +52,12 @@ unit:
 	$(GO) test -count=1 ./pkg/... ./internal/...
 
 # e2e builds the images once (content-hashed, so a second run reuses them), then
-# runs each test on its own uniquely named cluster and ports, E2E_PARALLEL tests
-# at a time: most of a test's time is waiting on leases, rejoins and engines,
-# so four at once on two cores take about a third of the time of one by one.
-E2E_PARALLEL ?= 4
+# runs each test on its own uniquely named cluster and ports, E2E_SLOTS tests at
+# a time, the longest first (test/e2e/schedule_test.go); -parallel only has to
+# let them all wait for a slot.
+E2E_SLOTS ?= 3
 e2e: build deps
-	$(GO) test -count=1 -timeout 40m -parallel $(E2E_PARALLEL) -v ./test/e2e/
+	PGHA_E2E_SLOTS=$(E2E_SLOTS) $(GO) test -count=1 -timeout 40m -parallel 64 -v ./test/e2e/
 
 test: lint unit e2e
 

@@ -194,25 +194,17 @@ type Audit struct {
 // every acknowledged id is there and nothing else is.
 func (w *Writer) AuditWrites(ctx context.Context) (Audit, error) {
 	var a Audit
-	conn, err := w.connect(ctx, nil)
-	if err != nil {
-		return a, fmt.Errorf("connecting to the new primary: %w", err)
-	}
-	defer closeConn(ctx, conn)
-	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT id FROM %s", pgx.Identifier{w.table}.Sanitize()))
-	if err != nil {
-		return a, err
-	}
-	present := map[int64]bool{}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return a, err
-		}
-		present[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		return a, err
+	// Right after a fault the primary may still be settling (a demoted
+	// node restarting, a promotion under way, a busy machine): read from
+	// whichever node takes writes, for a while.
+	var present map[int64]bool
+	var readErr error
+	_ = poll.For(ctx, 30*time.Second, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
+		present, readErr = w.ids(ctx)
+		return readErr == nil, nil
+	})
+	if readErr != nil {
+		return a, readErr
 	}
 	a.Present = len(present)
 	sent := map[int64]bool{}
@@ -236,6 +228,28 @@ func (w *Writer) AuditWrites(ctx context.Context) (Audit, error) {
 		}
 	}
 	return a, nil
+}
+
+// ids reads every id in the writer's table on the read-write node.
+func (w *Writer) ids(ctx context.Context) (map[int64]bool, error) {
+	conn, err := w.connect(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the new primary: %w", err)
+	}
+	defer closeConn(ctx, conn)
+	rows, err := conn.Query(ctx, fmt.Sprintf("SELECT id FROM %s", pgx.Identifier{w.table}.Sanitize()))
+	if err != nil {
+		return nil, err
+	}
+	present := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		present[id] = true
+	}
+	return present, rows.Err()
 }
 
 // Drop removes the writer's table.

@@ -76,7 +76,7 @@ func (c *cluster) primaryConn(t *testing.T) (string, func(string)) {
 // Backups, point-in-time restore, refusals that change nothing, and a replica
 // rebuilt through pgBackRest.
 func TestBackupAndRestore(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 3, 3)
 	mustPgha(t, c.upArgs()...)
 

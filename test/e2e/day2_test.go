@@ -27,7 +27,7 @@ import (
 // resume around a kill, history, a rolling restart under writes, reinit,
 // scale 3→5→3.
 func TestDay2(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 3, 3)
 	c.up(t)
 	name := []string{"--name", c.name}

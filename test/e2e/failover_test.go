@@ -35,7 +35,7 @@ func (c *cluster) failover(t *testing.T, args ...string) failover.Report {
 // the old one back as a streaming replica, no acknowledged write lost, a
 // healthy cluster. Then a replica stop (no failover) and a switchover.
 func TestFailover(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 3, 3)
 	mustPgha(t, append(c.upArgs(), "--sync", "strict")...)
 

@@ -19,7 +19,7 @@ import (
 // Patroni's lease; without a running guard a kill costs the lease too, and a
 // guard started again reconciles and leaves a live leader's key alone.
 func TestGuard(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 3, 3)
 	r := mustPgha(t, append(c.upArgs(), "--sync", "strict")...)
 	if !strings.Contains(r.stderr, "guard watching the engine's events") {
@@ -99,7 +99,7 @@ func TestGuard(t *testing.T) {
 // Two clusters side by side: killing one's primary leaves the other's keys
 // and guard alone. A cluster made with --guard=false has no guard.
 func TestGuardTwoClusters(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	a := newCluster(t, 1, 3) // strict mode needs a standby left after the kill
 	mustPgha(t, append(a.upArgs(), "--sync", "strict")...)
 	b := newCluster(t, 1, 2)

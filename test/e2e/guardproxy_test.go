@@ -19,7 +19,7 @@ import (
 // environment); what it allows — the cluster's container list — carries none
 // of the cluster's secrets. status shows both containers; down removes them.
 func TestGuardLeastPrivilege(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 1, 2)
 	c.up(t)
 	ctx := context.Background()

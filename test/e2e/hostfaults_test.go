@@ -6,6 +6,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/pgha/pgha/pkg/engine"
 	"github.com/pgha/pgha/pkg/faults"
@@ -51,6 +54,7 @@ func testHostFaults(t *testing.T) {
 	t.Logf("network-fault helper image %s (%s)", ctl.HelperImage, time.Since(start).Round(100*time.Millisecond))
 
 	var sw hosts.Swarm
+	var inner []string // the inner engines' containers when the hosts go
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, h := range sw.Hosts {
@@ -61,11 +65,24 @@ func testHostFaults(t *testing.T) {
 		if err := hosts.Delete(ctx, docker, prefix); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
-		cs, _ := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", hosts.LabelHosts+"="+prefix))})
-		if len(cs) > 0 {
-			t.Errorf("left after delete: %d containers", len(cs))
-		}
 		t.Logf("deleted the hosts in %s", time.Since(start).Round(100*time.Millisecond))
+		// Delete leaves nothing labelled on the outer engine, no socket
+		// directory, and no cgroup of a container that ran inside a host.
+		f := filters.NewArgs(filters.Arg("label", hosts.LabelHosts+"="+prefix))
+		cs, _ := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+		ns, _ := docker.NetworkList(ctx, network.ListOptions{Filters: f})
+		vs, _ := docker.VolumeList(ctx, volume.ListOptions{Filters: f})
+		if len(cs)+len(ns)+len(vs.Volumes) != 0 {
+			t.Errorf("left after delete: %d containers, %d networks, %d volumes", len(cs), len(ns), len(vs.Volumes))
+		}
+		if _, err := os.Stat(filepath.Join(stateDir, prefix)); !os.IsNotExist(err) {
+			t.Errorf("socket directories left under %s: %v", filepath.Join(stateDir, prefix), err)
+		}
+		for _, id := range inner {
+			if dirs, _ := filepath.Glob("/sys/fs/cgroup/*/docker/" + id); len(dirs) > 0 {
+				t.Errorf("cgroups of inner container %.12s left: %v", id, dirs)
+			}
+		}
 	})
 	start = time.Now()
 	sw, err := hosts.Create(ctx, docker, opts, nil)
@@ -163,6 +180,14 @@ while (my $c = $s->accept) { print $c "hello from " . qx(hostname); close $c }`
 		// By address: the swarm's DNS forgets a host it lost, and the cut
 		// is to be seen on the overlay itself.
 		ip := srv.NetworkSettings.Networks["e2e-overlay"].IPAddress
+		// The overlay's addresses come from the swarm's pool, the inner
+		// bridges' from the engines' pool: apart from the outer engine's.
+		if !inPool(ip, hosts.DefaultSwarmAddressPool) {
+			t.Errorf("srv has %q on the overlay, outside %s", ip, hosts.DefaultSwarmAddressPool)
+		}
+		if br, err := h1.NetworkInspect(ctx, "bridge", network.InspectOptions{}); err != nil || len(br.IPAM.Config) == 0 || !inPool(br.IPAM.Config[0].Gateway, hosts.DefaultAddressPool) {
+			t.Errorf("h1's docker0: %+v %v, want it in %s", br.IPAM.Config, err, hosts.DefaultAddressPool)
+		}
 		// One client on h1, attached once: attaching a container to the
 		// overlay asks the managers, which may be busy with h3.
 		runInner(t, h1, "cli", []string{"sleep", "infinity"}, false)
@@ -258,6 +283,10 @@ while (my $c = $s->accept) { print $c "hello from " . qx(hostname); close $c }`
 			t.Fatal(err)
 		}
 	})
+	inner = innerContainerIDs(t, sw)
+	if len(inner) == 0 {
+		t.Error("no container runs inside the hosts before their delete: the cgroup check would prove nothing")
+	}
 }
 
 // hello reads "hello from" from a TCP server.

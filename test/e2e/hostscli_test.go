@@ -150,7 +150,7 @@ routerPorts: {primary: %d, replicas: %d, stats: %d}
 
 	// Creating again changes nothing.
 	start = time.Now()
-	r = mustPgha(t, "hosts", "create", "3", "--prefix", prefix, "-f", file, "-o", "json")
+	r = mustPgha(t, "hosts", "create", "3", "--prefix", prefix, "-f", file, "--image-load=false", "-o", "json")
 	var again hostsView
 	if err := json.Unmarshal([]byte(r.stdout), &again); err != nil || len(again.Hosts) != 3 {
 		t.Fatalf("create again -o json: %v\n%s", err, r.stdout)

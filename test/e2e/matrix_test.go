@@ -26,7 +26,7 @@ import (
 // Then a Ctrl-C in the middle of each new fault leaves a cluster that heals
 // and that `pgha up` finds complete.
 func TestMatrix(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 3, 3)
 	upStrict := append(c.upArgs(), "--sync", "strict")
 	mustPgha(t, upStrict...)

@@ -7,8 +7,7 @@ import "testing"
 // is as much as this machine takes beside the single-engine tests running
 // in parallel with it.
 func TestMultiHost(t *testing.T) {
-	t.Parallel()
-	t.Run("Hosts", testHosts)
+	parallel(t)
 	t.Run("HostsCLI", testHostsCLI)
 	t.Run("HostFaults", testHostFaults)
 	t.Run("Swarm", testSwarm)

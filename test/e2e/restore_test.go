@@ -56,7 +56,7 @@ func (c *cluster) dataVolumes(t *testing.T) []string {
 // refuses to bootstrap over it); a restore whose recovery fails leaves the
 // cluster on its old data.
 func TestRestoreSafety(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 1, 2)
 	c.up(t)
 	_, exec0 := c.primaryConn(t)

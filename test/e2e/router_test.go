@@ -213,7 +213,7 @@ func TestRouter(t *testing.T) {
 // --router=false: no router container, no status row, no verify checks,
 // DATABASE_URL the multi-host DSN.
 func TestRouterOff(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 1, 2)
 	mustPgha(t, append(c.upArgs(), "--router=false")...)
 	st := c.status(t)

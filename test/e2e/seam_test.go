@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"debug/elf"
 	"errors"
@@ -23,7 +22,7 @@ import (
 // engine chosen through a docker context whose socket is at another path:
 // DOCKER_CONTEXT for up, --context for verify and status.
 func TestContextsAndGoInstall(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	tmp := t.TempDir()
 	gobin := filepath.Join(tmp, "bin")
 	install := exec.Command("go", "install", "../../cmd/pgha")
@@ -116,10 +115,10 @@ var errFalse = errors.New("not yet")
 // one killed outright leaves the fault, and `pgha up` brings the member
 // back (unpaused, on the network again) and reports the cluster healthy.
 func TestInterruptedFaultsHeal(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 3, 3)
 	c.up(t)
-	primaryContainer := func() string {
+	primaryContainer := func(t *testing.T) string {
 		p, _ := c.access(t).Primary(context.Background())
 		if p == "" {
 			t.Fatal("no primary")
@@ -139,24 +138,33 @@ func TestInterruptedFaultsHeal(t *testing.T) {
 		return strings.TrimSpace(out)
 	}
 	// interrupt starts a failover test, waits until its fault is in place
-	// and sends sig; it returns the exit code.
-	interrupt := func(fault string, inPlace func(string) bool, sig syscall.Signal) (string, int) {
+	// and sends sig; it returns the exit code. A failover test that ends
+	// before its fault is in place fails t with its output.
+	interrupt := func(t *testing.T, fault string, inPlace func(string) bool, sig syscall.Signal) (string, int) {
 		t.Helper()
-		target := primaryContainer()
+		target := primaryContainer(t)
 		cmd := exec.Command(pghaBin, "failover-test", "--name", c.name, "--fault", fault, "--pause-for", "60s")
-		var out bytes.Buffer
+		var out syncBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 60*time.Second, fault+" in place on "+target, func() error {
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		var err error
+		eventually(t, 90*time.Second, fault+" in place on "+target, func() error {
+			select {
+			case err = <-exited:
+				t.Fatalf("failover-test ended before its %s was in place: %v\n%s", fault, err, out.String())
+			default:
+			}
 			if !inPlace(target) {
 				return errFalse
 			}
 			return nil
 		})
 		_ = cmd.Process.Signal(sig)
-		err := cmd.Wait()
+		err = <-exited
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
@@ -167,7 +175,7 @@ func TestInterruptedFaultsHeal(t *testing.T) {
 		t.Logf("%s interrupted with %v: exit %d\n%s", fault, sig, code, out.String())
 		return target, code
 	}
-	healthy := func(when string) {
+	healthy := func(t *testing.T, when string) {
 		t.Helper()
 		for _, n := range c.topo.Patroni {
 			name := c.name + "-" + n.Name
@@ -188,7 +196,7 @@ func TestInterruptedFaultsHeal(t *testing.T) {
 		inPlace func(string) bool
 	}{{"pause", paused}, {"partition", cutOff}} {
 		t.Run("ctrl-c during "+f.fault, func(t *testing.T) {
-			target, code := interrupt(f.fault, f.inPlace, syscall.SIGINT)
+			target, code := interrupt(t, f.fault, f.inPlace, syscall.SIGINT)
 			if code != 130 {
 				t.Errorf("exit %d, want 130", code)
 			}
@@ -196,10 +204,10 @@ func TestInterruptedFaultsHeal(t *testing.T) {
 				t.Errorf("%s is still under %s after Ctrl-C", target, f.fault)
 			}
 			c.up(t) // waits until every replica streams again
-			healthy("after Ctrl-C and up")
+			healthy(t, "after Ctrl-C and up")
 		})
 		t.Run("killed during "+f.fault, func(t *testing.T) {
-			target, _ := interrupt(f.fault, f.inPlace, syscall.SIGKILL)
+			target, _ := interrupt(t, f.fault, f.inPlace, syscall.SIGKILL)
 			if !f.inPlace(target) {
 				t.Fatalf("%s healed itself although pgha was killed", target)
 			}
@@ -207,7 +215,7 @@ func TestInterruptedFaultsHeal(t *testing.T) {
 			if !strings.Contains(r.stdout, target) {
 				t.Errorf("up's summary: %s", r)
 			}
-			healthy("after up")
+			healthy(t, "after up")
 		})
 	}
 	// Nothing of the cluster is paused or cut off at the end, per the engine.

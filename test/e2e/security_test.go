@@ -23,7 +23,7 @@ import (
 // etcd locked down (TLS and authentication), and no secret in any
 // container's configuration: what `docker inspect` shows.
 func TestSecurity(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 3, 3)
 	c.up(t)
 	ctx := context.Background()

@@ -21,7 +21,7 @@ import (
 // terminal, and every table's borders must line up. One cluster serves both
 // widths. PGHA_E2E_SCREENS=<dir> keeps the screens there.
 func TestTables(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	tm := newTmux(t)
 	c := newCluster(t, 3, 3)
 	name := []string{"--name", c.name}

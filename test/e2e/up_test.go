@@ -36,7 +36,7 @@ func connect(t *testing.T, port int, password string) *pgx.Conn {
 // streaming, recovery state agreeing, replication working, the etcd keys in
 // place, the object store answering over TLS, up idempotent, down -v complete.
 func TestUpBuildsAWorkingCluster(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 3, 3)
 	r := c.up(t)
 	for _, want := range []string{"etcd ready: 3 members healthy", "patroni2 is the primary", "bucket pgbackrest created"} {
@@ -183,7 +183,7 @@ func containerIDs(t *testing.T, name string) map[string]string {
 // A stopped or removed container shows in status; up completes the cluster
 // from the data it kept.
 func TestUpCompletesAPartialCluster(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 3, 2)
 	c.up(t)
 	ctx := context.Background()
@@ -219,7 +219,7 @@ func TestUpCompletesAPartialCluster(t *testing.T) {
 
 // A host port in use: refused before anything is created, naming the port.
 func TestUpRefusesABusyPort(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 3, 3)
 	busy := c.topo.Patroni[1].PGPort
 	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", busy))
@@ -243,7 +243,7 @@ func TestUpRefusesABusyPort(t *testing.T) {
 // Names the cluster needs, taken by a container and a network pgha did not
 // make: refused, nothing created, and the foreign ones left untouched.
 func TestUpRefusesForeignNames(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 3, 3)
 	ctx := context.Background()
 	foreign := c.name + "-etcd2"
@@ -288,7 +288,7 @@ func TestUpRefusesForeignNames(t *testing.T) {
 
 // Bad input that never reaches the engine.
 func TestBadInput(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	dir := t.TempDir()
 	bad := dir + "/bad.yaml"
 	if err := os.WriteFile(bad, []byte("name: x\netcd:\n  - name: etcd1\n    clientPort: 2379\n    peers: 3\n"), 0o600); err != nil {
@@ -324,7 +324,7 @@ func TestBadInput(t *testing.T) {
 
 // examples/five-node.yaml: 1 primary and 4 streaming replicas.
 func TestFiveNodeExample(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 3, 5)
 	five, _, err := topology.LoadFile("../../examples/five-node.yaml")
 	if err != nil {
@@ -361,7 +361,7 @@ func secretsStore(t *testing.T, name string) (string, error) {
 // Ctrl-C during up: exit 130, then up completes the cluster and down -v
 // removes everything.
 func TestInterruptedUpResumes(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 3, 2)
 	cmd := exec.Command(pghaBin, c.upArgs()...)
 	var stderr syncBuffer

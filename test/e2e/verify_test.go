@@ -39,7 +39,7 @@ func failedRows(rep verify.Report) string {
 
 // One cluster for verify, inspect and env, then faults that verify must name.
 func TestVerifyInspectEnv(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	c := newCluster(t, 3, 3)
 	c.up(t)
 	ctx := context.Background()
