@@ -141,11 +141,14 @@ func removeHost(ctx context.Context, api client.APIClient, c container.Summary, 
 	return nil
 }
 
-// drainHosts removes, best effort and within 30 s, the swarm's services
+// drainHosts removes, best effort and within 2 minutes, the swarm's services
 // (through one manager) and then every container of every running host's
-// engine. It says which hosts (by container ID) have no container left.
+// engine. It says which hosts (by container ID) have no container left. An
+// inner container still running when its engine is killed leaves its
+// cgroups on the machine: on a busy machine (load 40) draining took longer
+// than the 30 s this once allowed.
 func drainHosts(ctx context.Context, list []container.Summary) map[string]bool {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	clients := map[string]*client.Client{}
 	for _, c := range list {

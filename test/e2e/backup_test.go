@@ -77,7 +77,7 @@ func (c *cluster) primaryConn(t *testing.T) (string, func(string)) {
 // rebuilt through pgBackRest.
 func TestBackupAndRestore(t *testing.T) {
 	parallel(t)
-	c := newCluster(t, 3, 3)
+	c := newCluster(t, 3, 3).withoutRouter()
 	mustPgha(t, c.upArgs()...)
 
 	// WAL archiving works from the start; verify says so.

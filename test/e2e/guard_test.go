@@ -20,7 +20,7 @@ import (
 // guard started again reconciles and leaves a live leader's key alone.
 func TestGuard(t *testing.T) {
 	parallel(t)
-	c := newCluster(t, 3, 3)
+	c := newCluster(t, 3, 3).withoutRouter()
 	r := mustPgha(t, append(c.upArgs(), "--sync", "strict")...)
 	if !strings.Contains(r.stderr, "guard watching the engine's events") {
 		t.Errorf("up did not wait for the guard:\n%s", r.stderr)
@@ -100,9 +100,9 @@ func TestGuard(t *testing.T) {
 // and guard alone. A cluster made with --guard=false has no guard.
 func TestGuardTwoClusters(t *testing.T) {
 	parallel(t)
-	a := newCluster(t, 1, 3) // strict mode needs a standby left after the kill
+	a := newCluster(t, 1, 3).withoutRouter() // strict mode needs a standby left after the kill
 	mustPgha(t, append(a.upArgs(), "--sync", "strict")...)
-	b := newCluster(t, 1, 2)
+	b := newCluster(t, 1, 2).withoutRouter()
 	b.up(t)
 	keyB := b.leaderKey(t)
 	start := time.Now()
@@ -127,7 +127,7 @@ func TestGuardTwoClusters(t *testing.T) {
 		t.Errorf("cluster %s: %v", b.name, st.Problems)
 	}
 
-	off := newCluster(t, 1, 1)
+	off := newCluster(t, 1, 1).withoutRouter()
 	mustPgha(t, append(off.upArgs(), "--guard=false")...)
 	cs, err := docker.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(
 		filters.Arg("label", topology.LabelCluster+"="+off.name), filters.Arg("label", topology.LabelRole+"="+topology.RoleGuard))})

@@ -20,7 +20,7 @@ import (
 // of the cluster's secrets. status shows both containers; down removes them.
 func TestGuardLeastPrivilege(t *testing.T) {
 	parallel(t)
-	c := newCluster(t, 1, 2)
+	c := newCluster(t, 1, 2).withoutRouter()
 	c.up(t)
 	ctx := context.Background()
 	guardName, proxyName := c.topo.ContainerName(topology.GuardNode), c.topo.ContainerName(topology.GuardProxyNode)

@@ -139,6 +139,8 @@ type cluster struct {
 	name   string
 	offset int
 	topo   topology.Cluster
+	// noRouter: up omits the router (see withoutRouter).
+	noRouter bool
 	// failures are the reasons a pgha command failed, repeated at cleanup
 	// after the logs: CI shows only the end of a failed run's output.
 	failures []string
@@ -207,10 +209,22 @@ func claimPorts(t *testing.T, ports ...int) bool {
 	return true
 }
 
+// withoutRouter makes up omit the router, for tests it has no part in: its
+// health checks cost each cluster about a fifth of a core here, a lot on a
+// two-core machine that runs several tests at once.
+func (c *cluster) withoutRouter() *cluster {
+	c.noRouter = true
+	return c
+}
+
 // upArgs are the arguments that make `pgha up` build this cluster.
 func (c *cluster) upArgs() []string {
-	return []string{"up", "--name", c.name, "--etcd", fmt.Sprint(len(c.topo.Etcd)), "--patroni", fmt.Sprint(len(c.topo.Patroni)),
+	args := []string{"up", "--name", c.name, "--etcd", fmt.Sprint(len(c.topo.Etcd)), "--patroni", fmt.Sprint(len(c.topo.Patroni)),
 		"--port-offset", fmt.Sprint(c.offset), "--timeout", "3m"}
+	if c.noRouter {
+		args = append(args, "--router=false")
+	}
+	return args
 }
 
 func (c *cluster) up(t *testing.T) result {

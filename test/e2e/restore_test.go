@@ -57,7 +57,7 @@ func (c *cluster) dataVolumes(t *testing.T) []string {
 // cluster on its old data.
 func TestRestoreSafety(t *testing.T) {
 	parallel(t)
-	c := newCluster(t, 1, 2)
+	c := newCluster(t, 1, 2).withoutRouter()
 	c.up(t)
 	_, exec0 := c.primaryConn(t)
 	exec0(`CREATE TABLE pitr (v text)`)

@@ -66,7 +66,7 @@ func TestContextsAndGoInstall(t *testing.T) {
 		return runBin(t, bin, append(append(withoutEnv(os.Environ(), "DOCKER_HOST", "DOCKER_CONTEXT"), env...), extraEnv...), args...)
 	}
 
-	c := newCluster(t, 1, 2)
+	c := newCluster(t, 1, 2).withoutRouter()
 	r := runCtx([]string{"DOCKER_CONTEXT=pgha-e2e"}, c.upArgs()...)
 	if r.code != 0 {
 		t.Fatalf("DOCKER_CONTEXT=pgha-e2e %s %v: %s", bin, c.upArgs(), r)
@@ -116,7 +116,7 @@ var errFalse = errors.New("not yet")
 // back (unpaused, on the network again) and reports the cluster healthy.
 func TestInterruptedFaultsHeal(t *testing.T) {
 	parallel(t)
-	c := newCluster(t, 3, 3)
+	c := newCluster(t, 3, 3).withoutRouter()
 	c.up(t)
 	primaryContainer := func(t *testing.T) string {
 		p, _ := c.access(t).Primary(context.Background())

@@ -184,7 +184,7 @@ func containerIDs(t *testing.T, name string) map[string]string {
 // from the data it kept.
 func TestUpCompletesAPartialCluster(t *testing.T) {
 	parallel(t)
-	c := newCluster(t, 3, 2)
+	c := newCluster(t, 3, 2).withoutRouter()
 	c.up(t)
 	ctx := context.Background()
 	replica := c.name + "-patroni1"
@@ -362,7 +362,7 @@ func secretsStore(t *testing.T, name string) (string, error) {
 // removes everything.
 func TestInterruptedUpResumes(t *testing.T) {
 	parallel(t)
-	c := newCluster(t, 3, 2)
+	c := newCluster(t, 3, 2).withoutRouter()
 	cmd := exec.Command(pghaBin, c.upArgs()...)
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
