@@ -33,7 +33,8 @@ func (c *cluster) failover(t *testing.T, args ...string) failover.Report {
 
 // Every fault mode on the primary in strict synchronous mode: a new primary,
 // the old one back as a streaming replica, no acknowledged write lost, a
-// healthy cluster. Then a replica stop (no failover) and a switchover.
+// healthy cluster; the guard fences the killed primary and leaves the paused
+// one to the lease. Then a replica stop (no failover) and a switchover.
 func TestFailover(t *testing.T) {
 	parallel(t)
 	c := newCluster(t, 3, 3)
@@ -61,8 +62,15 @@ func TestFailover(t *testing.T) {
 			if !rep.VerifiedAfter || rep.NewLeaderSec <= 0 || rep.UnavailableSec <= 0 {
 				t.Errorf("report: %+v", rep)
 			}
-			if fault == "partition" && (rep.IsolatedStoppedWritesSec <= 0) {
-				t.Errorf("the isolated old primary was not seen to stop taking writes: %+v", rep)
+			switch fault {
+			case "kill":
+				checkGuardFenced(t, c, rep)
+			case "pause":
+				checkGuardLeftPaused(t, rep)
+			case "partition":
+				if rep.IsolatedStoppedWritesSec <= 0 {
+					t.Errorf("the isolated old primary was not seen to stop taking writes: %+v", rep)
+				}
 			}
 		})
 	}
