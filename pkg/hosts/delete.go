@@ -41,7 +41,10 @@ func Delete(ctx context.Context, api client.APIClient, prefix string) error {
 	}
 	// Empty the running hosts while the swarm still has its managers (a
 	// manager without quorum would hang the service calls), then remove.
-	drained := drainHosts(ctx, list)
+	// Containers that died with a host killed earlier (the host-down
+	// fault) left their cgroups then: swept once the hosts are gone.
+	drained, inner := drainHosts(ctx, list)
+	defer sweepCgroups(inner)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, c := range list {
@@ -143,11 +146,12 @@ func removeHost(ctx context.Context, api client.APIClient, c container.Summary, 
 
 // drainHosts removes, best effort and within 2 minutes, the swarm's services
 // (through one manager) and then every container of every running host's
-// engine. It says which hosts (by container ID) have no container left. An
+// engine. It says which hosts (by container ID) have no container left, and
+// returns the IDs of the inner containers it found. An
 // inner container still running when its engine is killed leaves its
 // cgroups on the machine: on a busy machine (load 40) draining took longer
 // than the 30 s this once allowed.
-func drainHosts(ctx context.Context, list []container.Summary) map[string]bool {
+func drainHosts(ctx context.Context, list []container.Summary) (drained map[string]bool, inner []string) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	clients := map[string]*client.Client{}
@@ -173,30 +177,52 @@ func drainHosts(ctx context.Context, list []container.Summary) map[string]bool {
 			break
 		}
 	}
-	drained := map[string]bool{}
+	drained = map[string]bool{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for id, cli := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if emptyEngine(ctx, cli) {
-				mu.Lock()
+			ids, empty := emptyEngine(ctx, cli)
+			mu.Lock()
+			defer mu.Unlock()
+			inner = append(inner, ids...)
+			if empty {
 				drained[id] = true
-				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	return drained
+	return drained, inner
 }
 
-// emptyEngine force-removes every container of an engine and says whether
-// none is left.
-func emptyEngine(ctx context.Context, cli *client.Client) bool {
+// sweepCgroups removes the empty cgroups that the machine's cgroup hierarchy
+// (shared with the hosts, cgroup v1) still holds for the inner containers of
+// ids: best effort, and only directories named by those container IDs.
+func sweepCgroups(ids []string) {
+	for _, id := range ids {
+		if !containerIDRE.MatchString(id) {
+			continue
+		}
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/docker/" + id)
+		for _, d := range dirs {
+			_ = os.Remove(d) // rmdir: fails, as it should, on a cgroup with tasks
+		}
+	}
+}
+
+var containerIDRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// emptyEngine force-removes every container of an engine; it returns their
+// IDs and says whether none is left.
+func emptyEngine(ctx context.Context, cli *client.Client) (ids []string, empty bool) {
 	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true})
 	if err != nil {
-		return false
+		return nil, false
+	}
+	for _, c := range cs {
+		ids = append(ids, c.ID)
 	}
 	var wg sync.WaitGroup
 	for _, c := range cs {
@@ -208,5 +234,5 @@ func emptyEngine(ctx context.Context, cli *client.Client) bool {
 	}
 	wg.Wait()
 	left, err := cli.ContainerList(ctx, container.ListOptions{All: true})
-	return err == nil && len(left) == 0
+	return ids, err == nil && len(left) == 0
 }
