@@ -144,13 +144,11 @@ func removeHost(ctx context.Context, api client.APIClient, c container.Summary, 
 	return nil
 }
 
-// drainHosts removes, best effort and within 2 minutes, the swarm's services
-// (through one manager) and then every container of every running host's
-// engine. It says which hosts (by container ID) have no container left, and
-// returns the IDs of the inner containers it found. An
-// inner container still running when its engine is killed leaves its
-// cgroups on the machine: on a busy machine (load 40) draining took longer
-// than the 30 s this once allowed.
+// drainHosts removes, best effort and within 2 minutes (a busy machine is
+// slow at it), the swarm's services (through one manager) and then every
+// container of every running host's engine. It says which hosts (by
+// container ID) have no container left, and returns the IDs of the inner
+// containers it found.
 func drainHosts(ctx context.Context, list []container.Summary) (drained map[string]bool, inner []string) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
