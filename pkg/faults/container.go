@@ -3,6 +3,8 @@ package faults
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/pgha/pgha/pkg/topology"
@@ -55,7 +57,21 @@ func (Pause) Promises() Promises {
 }
 func (Pause) Inject(ctx context.Context, t Target, node string) error {
 	eng, name := t.Backend.Where(t.Topo, node)
-	return eng.API.ContainerPause(ctx, name)
+	// The cgroup v1 freezer gives up ("unable to freeze") when a process
+	// does not stop in time, which a busy machine sees now and then: try
+	// again a few times before calling the fault failed.
+	var err error
+	for try := 0; try < 5; try++ {
+		if err = eng.API.ContainerPause(ctx, name); err == nil || !strings.Contains(err.Error(), "unable to freeze") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return err
 }
 func (Pause) Heal(ctx context.Context, t Target, node string) error {
 	eng, name := t.Backend.Where(t.Topo, node)

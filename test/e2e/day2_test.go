@@ -94,19 +94,25 @@ func TestDay2(t *testing.T) {
 
 	t.Run("status watch off a terminal", func(t *testing.T) {
 		cmd := exec.Command(pghaBin, append([]string{"status", "--watch", "--interval", "300ms"}, name...)...)
-		var out, errb strings.Builder
+		var out, errb syncBuffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2500 * time.Millisecond)
+		// A snapshot per interval: 3 within 15 s even on a busy machine,
+		// where one snapshot (etcd, every REST API, the engine) can take
+		// a second.
+		start := time.Now()
+		for time.Since(start) < 15*time.Second && strings.Count(out.String(), "# cluster "+c.name) < 3 {
+			time.Sleep(100 * time.Millisecond)
+		}
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("status --watch ended with %v after Ctrl-C (want exit 0)\n%s%s", err, out.String(), errb.String())
 		}
 		frames := strings.Count(out.String(), "# cluster "+c.name)
 		if frames < 3 || !strings.Contains(out.String(), "MEMBER\tROLE\tSTATE\tTL\tLAG\tPORTS") || !strings.Contains(out.String(), "running, streaming") {
-			t.Errorf("want a snapshot per interval (%d in 2.5s):\n%s", frames, out.String())
+			t.Errorf("want a snapshot per interval (%d in %s):\n%s", frames, time.Since(start).Round(100*time.Millisecond), out.String())
 		}
 	})
 
