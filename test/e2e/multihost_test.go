@@ -8,7 +8,6 @@ import "testing"
 // in parallel with it.
 func TestMultiHost(t *testing.T) {
 	parallel(t)
-	t.Run("HostsCLI", testHostsCLI)
 	t.Run("HostFaults", testHostFaults)
 	t.Run("Swarm", testSwarm)
 }

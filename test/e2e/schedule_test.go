@@ -20,7 +20,7 @@ var slots = newScheduler(envInt("PGHA_E2E_SLOTS", 3))
 // expected is about how long each test takes alone on this machine, in
 // seconds; a test not listed counts as a minute.
 var expected = map[string]int{
-	"TestMultiHost": 420, "TestMatrix": 400, "TestFailover": 320, "TestBackupAndRestore": 200,
+	"TestMultiHost": 360, "TestMatrix": 400, "TestFailover": 320, "TestBackupAndRestore": 200,
 	"TestGuard": 80, "TestDay2": 135, "TestRestoreSafety": 115, "TestGuardTwoClusters": 100,
 	"TestTables": 90, "TestSecurity": 85, "TestVerifyInspectEnv": 85, "TestInterruptedFaultsHeal": 85,
 	"TestGuardLeastPrivilege": 60, "TestContextsAndGoInstall": 60, "TestUpCompletesAPartialCluster": 50,

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,16 +33,36 @@ func testSwarm(t *testing.T) {
 	prefix := newTestHosts(t, "sw-e2e")
 	c := newCluster(t, 3, 3) // its cleanup (down -v) runs before the hosts go
 
+	// Bad input is a usage error before anything is made.
+	for _, args := range [][]string{{"hosts", "create", "--prefix", "Bad_Prefix"}, {"hosts", "create", "0"},
+		{"hosts", "create", "3", "--ports", "h4=15000"}, {"hosts", "delete", "--prefix", "../x"}} {
+		if r := pgha(t, nil, args...); r.code != 2 || !strings.Contains(r.stderr, "error:") {
+			t.Errorf("pgha %s: want a usage error (exit 2): %s", strings.Join(args, " "), r)
+		}
+	}
+
 	// Each host publishes the ports of the members up --swarm places on it:
-	// hosts create plans them from the same topology flags.
+	// hosts create plans them from the same topology flags (etcdN and
+	// patroniN on hN, the object store and the router on h1).
 	topo := c.topo
-	args := []string{"hosts", "create", "3", "--prefix", prefix, "--name", c.name, "--port-offset", fmt.Sprint(c.offset)}
+	args := []string{"hosts", "create", "3", "--prefix", prefix, "--name", c.name, "--port-offset", fmt.Sprint(c.offset), "-o", "json"}
 	start := time.Now()
-	mustPgha(t, args...)
+	r := mustPgha(t, args...)
 	t.Logf("pgha hosts create 3: %s", time.Since(start).Round(100*time.Millisecond))
+	created := checkHostsCreated(t, r, [][]int{
+		{topo.Etcd[0].ClientPort, topo.Patroni[0].PGPort, topo.Patroni[0].RESTPort, topo.ObjectStore.APIPort, topo.RouterPorts.Primary, topo.RouterPorts.Replicas, topo.RouterPorts.Stats},
+		{topo.Etcd[1].ClientPort, topo.Patroni[1].PGPort, topo.Patroni[1].RESTPort},
+		{topo.Etcd[2].ClientPort, topo.Patroni[2].PGPort, topo.Patroni[2].RESTPort},
+	})
+	checkHostsListed(t, prefix)
+	// Creating again changes nothing.
+	start = time.Now()
+	again := mustPgha(t, append(args, "--image-load=false")...)
+	checkHostsSame(t, created, again)
+	t.Logf("pgha hosts create again: %s", time.Since(start).Round(100*time.Millisecond))
 
 	start = time.Now()
-	r := mustPgha(t, append(c.upArgs(), "--swarm", "--hosts", prefix, "--sync", "strict", "--timeout", "5m")...)
+	r = mustPgha(t, append(c.upArgs(), "--swarm", "--hosts", prefix, "--sync", "strict", "--timeout", "5m")...)
 	t.Logf("pgha up --swarm: %s\n%s", time.Since(start).Round(100*time.Millisecond), r.stderr)
 
 	// The swarm's own word on where each member runs.
@@ -174,13 +196,22 @@ func testSwarm(t *testing.T) {
 		if len(left)+len(secs) != 0 {
 			t.Errorf("the swarm keeps %d services and %d secrets of %s", len(left), len(secs), c.name)
 		}
+		start := time.Now()
 		mustPgha(t, "hosts", "delete", "--prefix", prefix)
+		t.Logf("pgha hosts delete: %s", time.Since(start).Round(100*time.Millisecond))
 		hf := filters.NewArgs(filters.Arg("label", hosts.LabelHosts+"="+prefix))
 		cs, _ := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: hf})
 		vs, _ := docker.VolumeList(ctx, volume.ListOptions{Filters: hf})
 		ns, _ := docker.NetworkList(ctx, network.ListOptions{Filters: hf})
 		if len(cs)+len(vs.Volumes)+len(ns) != 0 {
 			t.Errorf("left on this engine: %d containers, %d volumes, %d networks", len(cs), len(vs.Volumes), len(ns))
+		}
+		if _, err := os.Stat(filepath.Join(stateDir, "hosts", prefix)); !os.IsNotExist(err) {
+			t.Errorf("socket directories left: %v", err)
+		}
+		// Nothing to delete is not an error.
+		if r := mustPgha(t, "hosts", "delete", "--prefix", prefix); !strings.Contains(r.stderr, "Nothing to delete") {
+			t.Errorf("a second delete says:\n%s", r.stderr)
 		}
 	})
 }
