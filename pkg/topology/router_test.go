@@ -79,6 +79,13 @@ func TestRouterConfig(t *testing.T) {
 			t.Errorf("listen replicas lacks %q:\n%s", want, replicas)
 		}
 	}
+	// A failed client connection wakes the node's check; it never marks the
+	// node down itself (see routerDefaultServer: that froze the session).
+	for name, sec := range map[string]string{"primary": primary, "replicas": replicas} {
+		if !strings.Contains(sec, "observe layer4 error-limit 1 on-error fastinter ") || strings.Contains(sec, "mark-down") {
+			t.Errorf("listen %s: want observe layer4 with on-error fastinter, never mark-down:\n%s", name, sec)
+		}
+	}
 	if !strings.Contains(stats, "bind *:7000") || !strings.Contains(stats, "stats enable") || !strings.Contains(stats, "mode http") {
 		t.Errorf("stats section:\n%s", stats)
 	}
