@@ -17,8 +17,9 @@ const RouterConfigFile = "/etc/pgha/haproxy.cfg"
 // about 0.05-0.3 s here (at 200 ms, and without the body check, by up to
 // 0.36 s).
 //   - the primary listener checks a node that is up every 300 ms, one that
-//     is down every 50 ms; a client's connection that fails marks a node
-//     down at once (observe layer4);
+//     is down every 50 ms; a client's connection that fails to reach a node
+//     has it checked at once (observe layer4, on-error fastinter: see
+//     routerDefaultServer);
 //   - one failed check (fall 1) takes a node out at once: a primary that is
 //     stopped or killed must not keep new sessions, and
 //     on-marked-down shutdown-sessions cuts the ones it holds;
@@ -35,6 +36,28 @@ const (
 	// routerWarmUp: an inter of the primary listener and a check timeout.
 	routerWarmUp = 1500 * time.Millisecond
 )
+
+// routerDefaultServer is the default-server line of both listeners, given
+// inter, fastinter and downinter.
+//
+// A client's connection that fails to reach a node (a killed node's address
+// refuses or answers nothing) wakes the node's check at once (observe
+// layer4, error-limit 1, on-error fastinter), and that check marks it down.
+// It must not be on-error mark-down: that marks the node down from inside
+// the failing session, and on-marked-down shutdown-sessions then shuts that
+// very session while it is still connecting; HAProxy 3.0 (3.0.11 here)
+// closes its server side and never its client side, and never logs it
+// ("show sess": server side CLO, client side EST, no timer but timeout
+// client, 30 min). Each kill of the primary froze one or two reconnecting
+// clients that way; the failover-test writer gave up only at its own
+// connect_timeout=1, about 1.04 s after the fault, and the router trailed
+// the direct DSN by up to 0.44 s. With fastinter the node is marked down by
+// its check task, once the failing session has left it for a retry
+// elsewhere (redispatch); none froze in the runs since.
+func routerDefaultServer(inter, fastinter, downinter string) string {
+	return fmt.Sprintf("    default-server inter %s fastinter %s downinter %s rise 1 fall 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error fastinter resolvers engine init-addr last,libc,none",
+		inter, fastinter, downinter)
+}
 
 // RouterConfig is the router's haproxy.cfg: 5000 to the primary only, 5001 to
 // the streaming replicas round-robin, both health-checked through Patroni's
@@ -88,12 +111,12 @@ func (c Cluster) RouterConfig() string {
 	w("    timeout server 30m")
 	w("    option clitcpka")
 	w("    option srvtcpka")
-	// A client's connection that fails to reach a server marks it down at
-	// once (observe layer4, on-error mark-down) rather than at its next
-	// check: a killed primary's address answers nothing. The connection
-	// tries another up server, once:
-	// more retries at a dead address outlast the clients' own 1 s connect
-	// timeout.
+	// A client's connection that fails to reach a server has it checked at
+	// once (routerDefaultServer) rather than at its next check: a killed
+	// primary's address refuses or answers nothing. The connection tries
+	// again once, on whichever server is up then (redispatch), after
+	// min(1 s, timeout connect): more retries at a dead address outlast the
+	// clients' own 1 s connect timeout.
 	w("    retries 1")
 	w("    option redispatch")
 	w("")
@@ -116,19 +139,19 @@ func (c Cluster) RouterConfig() string {
 	w("    bind *:%d", RouterPrimaryPort)
 	w("    tcp-request connection reject if { date(0,ms),sub(proc.started) lt %d }", routerWarmUp.Milliseconds())
 	w("    balance first")
-	// OPTIONS first: Patroni answers it with the status line only, the form
-	// it keeps for HAProxy. A check that stops reading a GET's body closes
-	// on Patroni mid-write, and Patroni logs a traceback for each — several
-	// a second per node. Only the node that passes it is asked for the body.
+	// One GET, two expects on its answer: the body first, which HAProxy
+	// reads to the end before it gives up (a check that stops reading a
+	// GET's body closes on Patroni mid-write, and Patroni logs a traceback
+	// for each — several a second per node), then the status. Patroni
+	// builds each answer with a query on PostgreSQL, slow while a node
+	// promotes: an OPTIONS for the status and then a GET for the body took
+	// up to 254 ms, and the router trailed the direct DSN by 0.34 s.
 	w("    option httpchk")
-	w("    http-check connect port %d", PatroniAPIPort)
-	w("    http-check send meth OPTIONS uri /primary")
-	w("    http-check expect status 200")
 	w("    http-check connect port %d", PatroniAPIPort)
 	w("    http-check send meth GET uri /primary ver HTTP/1.1 hdr Host patroni hdr Connection close")
 	w(`    http-check expect rstring "\"role\": *\"primary\""`)
-	w("    default-server inter %s fastinter %s downinter %s rise 1 fall 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down resolvers engine init-addr last,libc,none",
-		routerPrimaryInter, routerDownInter, routerDownInter)
+	w("    http-check expect status 200")
+	w("%s", routerDefaultServer(routerPrimaryInter, routerDownInter, routerDownInter))
 	for _, n := range c.Patroni {
 		w("    server %s %s:%d check", n.Name, n.Name, PostgresPort)
 	}
@@ -149,8 +172,7 @@ func (c Cluster) RouterConfig() string {
 	w("    http-check connect port %d", PatroniAPIPort)
 	w("    http-check send meth OPTIONS uri /replica")
 	w("    http-check expect status 200")
-	w("    default-server inter %s fastinter %s downinter %s rise 1 fall 1 on-marked-down shutdown-sessions observe layer4 error-limit 1 on-error mark-down resolvers engine init-addr last,libc,none",
-		routerReplicaInter, routerReplicaInter, routerDownInter)
+	w("%s", routerDefaultServer(routerReplicaInter, routerReplicaInter, routerDownInter))
 	for _, n := range c.Patroni {
 		w("    server %s %s:%d check", n.Name, n.Name, PostgresPort)
 	}

@@ -64,7 +64,7 @@ func TestRouterConfig(t *testing.T) {
 		return rest
 	}
 	primary, replicas, stats := section("primary"), section("replicas"), section("stats")
-	for _, want := range []string{"bind *:5000", "http-check send meth OPTIONS uri /primary\n    http-check expect status 200\n    http-check connect port 8008\n    http-check send meth GET uri /primary ver HTTP/1.1 hdr Host patroni hdr Connection close\n    http-check expect rstring \"\\\"role\\\": *\\\"primary\\\"\"",
+	for _, want := range []string{"bind *:5000", "http-check connect port 8008\n    http-check send meth GET uri /primary ver HTTP/1.1 hdr Host patroni hdr Connection close\n    http-check expect rstring \"\\\"role\\\": *\\\"primary\\\"\"\n    http-check expect status 200\n",
 		"on-marked-down shutdown-sessions", "inter 300ms", "downinter 50ms", "rise 1 fall 1", "resolvers engine", "init-addr last,libc,none",
 		"server patroni1 patroni1:5432 check\n", "server patroni5 patroni5:5432 check\n"} {
 		if !strings.Contains(primary, want) {
@@ -77,6 +77,13 @@ func TestRouterConfig(t *testing.T) {
 		"on-marked-down shutdown-sessions", "server patroni4 patroni4:5432 check"} {
 		if !strings.Contains(replicas, want) {
 			t.Errorf("listen replicas lacks %q:\n%s", want, replicas)
+		}
+	}
+	// A failed client connection wakes the node's check; it never marks the
+	// node down itself (see routerDefaultServer: that froze the session).
+	for name, sec := range map[string]string{"primary": primary, "replicas": replicas} {
+		if !strings.Contains(sec, "observe layer4 error-limit 1 on-error fastinter ") || strings.Contains(sec, "mark-down") {
+			t.Errorf("listen %s: want observe layer4 with on-error fastinter, never mark-down:\n%s", name, sec)
 		}
 	}
 	if !strings.Contains(stats, "bind *:7000") || !strings.Contains(stats, "stats enable") || !strings.Contains(stats, "mode http") {
