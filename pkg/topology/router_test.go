@@ -79,6 +79,11 @@ func TestRouterConfig(t *testing.T) {
 			t.Errorf("listen replicas lacks %q:\n%s", want, replicas)
 		}
 	}
+	// The replica listener's down nodes (the primary among them) are
+	// checked every second, not every 50 ms: a quarter of all checks.
+	if !strings.Contains(replicas, "inter 200ms fastinter 200ms downinter 1s ") {
+		t.Errorf("listen replicas: want downinter 1s:\n%s", replicas)
+	}
 	// A failed client connection wakes the node's check; it never marks the
 	// node down itself (see routerDefaultServer: that froze the session).
 	for name, sec := range map[string]string{"primary": primary, "replicas": replicas} {
