@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/pgha/pgha/pkg/poll"
 	"github.com/pgha/pgha/pkg/topology"
 )
 
@@ -59,18 +60,12 @@ func (Pause) Inject(ctx context.Context, t Target, node string) error {
 	eng, name := t.Backend.Where(t.Topo, node)
 	// The cgroup v1 freezer gives up ("unable to freeze") when a process
 	// does not stop in time, which a busy machine sees now and then: try
-	// again a few times before calling the fault failed.
+	// again for a second before calling the fault failed.
 	var err error
-	for try := 0; try < 5; try++ {
-		if err = eng.API.ContainerPause(ctx, name); err == nil || !strings.Contains(err.Error(), "unable to freeze") {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	_ = poll.For(ctx, time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, error) {
+		err = eng.API.ContainerPause(ctx, name)
+		return err == nil || !strings.Contains(err.Error(), "unable to freeze"), nil
+	})
 	return err
 }
 func (Pause) Heal(ctx context.Context, t Target, node string) error {

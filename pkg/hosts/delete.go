@@ -203,14 +203,20 @@ func sweepCgroups(ids []string) {
 		if !containerIDRE.MatchString(id) {
 			continue
 		}
-		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/docker/" + id)
-		for _, d := range dirs {
+		for _, d := range CgroupDirs(id) {
 			_ = os.Remove(d) // rmdir: fails, as it should, on a cgroup with tasks
 		}
 	}
 }
 
 var containerIDRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// CgroupDirs are the directories the machine's cgroup v1 hierarchy holds for
+// an inner container (its engine, in a host, writes them under docker/).
+func CgroupDirs(id string) []string {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/docker/" + id)
+	return dirs
+}
 
 // emptyEngine force-removes every container of an engine; it returns their
 // IDs and says whether none is left.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/pgha/pgha/pkg/engine"
 	"github.com/pgha/pgha/pkg/faults"
@@ -70,18 +68,9 @@ func testHostFaults(t *testing.T) {
 		t.Logf("deleted the hosts in %s", time.Since(start).Round(100*time.Millisecond))
 		// Delete leaves nothing labelled on the outer engine, no socket
 		// directory, and no cgroup of a container that ran inside a host.
-		f := filters.NewArgs(filters.Arg("label", hosts.LabelHosts+"="+prefix))
-		cs, _ := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
-		ns, _ := docker.NetworkList(ctx, network.ListOptions{Filters: f})
-		vs, _ := docker.VolumeList(ctx, volume.ListOptions{Filters: f})
-		if len(cs)+len(ns)+len(vs.Volumes) != 0 {
-			t.Errorf("left after delete: %d containers, %d networks, %d volumes", len(cs), len(ns), len(vs.Volumes))
-		}
-		if _, err := os.Stat(filepath.Join(stateDir, prefix)); !os.IsNotExist(err) {
-			t.Errorf("socket directories left under %s: %v", filepath.Join(stateDir, prefix), err)
-		}
+		checkHostsGone(t, prefix, filepath.Join(stateDir, prefix))
 		for _, id := range inner {
-			if dirs, _ := filepath.Glob("/sys/fs/cgroup/*/docker/" + id); len(dirs) > 0 {
+			if dirs := hosts.CgroupDirs(id); len(dirs) > 0 {
 				t.Errorf("cgroups of inner container %.12s left: %v", id, dirs)
 			}
 		}

@@ -3,20 +3,44 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/pgha/pgha/pkg/hosts"
 )
 
 // Helpers for the tests on test hosts (Docker engines in containers).
+
+// checkHostsGone: after a delete, nothing labelled with the prefix is left on
+// this engine, nor the hosts' socket directory dir.
+func checkHostsGone(t *testing.T, prefix, dir string) {
+	t.Helper()
+	ctx := context.Background()
+	f := filters.NewArgs(filters.Arg("label", hosts.LabelHosts+"="+prefix))
+	cs, err1 := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	ns, err2 := docker.NetworkList(ctx, network.ListOptions{Filters: f})
+	vs, err3 := docker.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	if len(cs)+len(ns)+len(vs.Volumes) != 0 {
+		t.Errorf("left on this engine after delete: %d containers, %d networks, %d volumes", len(cs), len(ns), len(vs.Volumes))
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("socket directories left under %s: %v", dir, err)
+	}
+}
 
 func inPool(addr, pool string) bool {
 	a, err := netip.ParseAddr(addr)

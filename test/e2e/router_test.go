@@ -209,8 +209,8 @@ func TestRouter(t *testing.T) {
 // DATABASE_URL the multi-host DSN.
 func TestRouterOff(t *testing.T) {
 	parallel(t)
-	c := newCluster(t, 1, 2)
-	mustPgha(t, append(c.upArgs(), "--router=false")...)
+	c := newCluster(t, 1, 2).withoutRouter()
+	c.up(t)
 	st := c.status(t)
 	for _, n := range st.Nodes {
 		if n.Service == topology.RoleRouter {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -199,16 +198,7 @@ func testSwarm(t *testing.T) {
 		start := time.Now()
 		mustPgha(t, "hosts", "delete", "--prefix", prefix)
 		t.Logf("pgha hosts delete: %s", time.Since(start).Round(100*time.Millisecond))
-		hf := filters.NewArgs(filters.Arg("label", hosts.LabelHosts+"="+prefix))
-		cs, _ := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: hf})
-		vs, _ := docker.VolumeList(ctx, volume.ListOptions{Filters: hf})
-		ns, _ := docker.NetworkList(ctx, network.ListOptions{Filters: hf})
-		if len(cs)+len(vs.Volumes)+len(ns) != 0 {
-			t.Errorf("left on this engine: %d containers, %d volumes, %d networks", len(cs), len(vs.Volumes), len(ns))
-		}
-		if _, err := os.Stat(filepath.Join(stateDir, "hosts", prefix)); !os.IsNotExist(err) {
-			t.Errorf("socket directories left: %v", err)
-		}
+		checkHostsGone(t, prefix, filepath.Join(stateDir, "hosts", prefix))
 		// Nothing to delete is not an error.
 		if r := mustPgha(t, "hosts", "delete", "--prefix", prefix); !strings.Contains(r.stderr, "Nothing to delete") {
 			t.Errorf("a second delete says:\n%s", r.stderr)
