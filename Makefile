@@ -43,6 +43,14 @@ STATICCHECK_VERSION := v0.8.2
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
+# gotestsum runs the e2e tests with go test's own -v output and, at the end, repeats
+# the whole output of every test that failed: the last lines of a long run say why.
+GOTESTSUM := $(shell $(GO) env GOPATH)/bin/gotestsum
+GOTESTSUM_VERSION := v1.13.0
+
+$(GOTESTSUM):
+	$(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
+
 lint: $(STATICCHECK)
 	@out=$$(gofmt -l cmd internal pkg images test bench 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
@@ -56,8 +64,8 @@ unit:
 # a time, the longest first (test/e2e/schedule_test.go); -parallel only has to
 # let them all wait for a slot.
 E2E_SLOTS ?= 3
-e2e: build deps
-	PGHA_E2E_SLOTS=$(E2E_SLOTS) $(GO) test -count=1 -timeout 40m -parallel 64 -v ./test/e2e/
+e2e: build deps $(GOTESTSUM)
+	PGHA_E2E_SLOTS=$(E2E_SLOTS) $(GOTESTSUM) --format standard-verbose -- -count=1 -timeout 40m -parallel 64 ./test/e2e/
 
 # The images (minutes on a clean machine: apt, versitygw's Go build) are built
 # while lint and the unit tests run; e2e then finds them by their hashes.
