@@ -208,9 +208,8 @@ while (my $c = $s->accept) { print $c "hello from " . qx(hostname); close $c }`
 		} else {
 			t.Logf("cut: %v", err)
 		}
-		if err := hello(addr); err != nil {
-			t.Errorf("h3's published port with h3 cut off: %v", err)
-		}
+		// Within a few tries: one answer may be slow on a loaded machine.
+		eventually(t, 20*time.Second, "h3's published port answering with h3 cut off", func() error { return hello(addr) })
 		// The managers in the majority see h3 go down; h3's engine still answers.
 		eventually(t, 60*time.Second, "h1 seeing h3 down", func() error { return nodeState(ctx, h1, "h3", swarm.NodeStateDown) })
 		seenDown := time.Since(start)
@@ -237,9 +236,7 @@ while (my $c = $s->accept) { print $c "hello from " . qx(hostname); close $c }`
 			}
 			return nil
 		})
-		if err := hello(addr); err != nil {
-			t.Errorf("h3's published port after the join: %v", err)
-		}
+		eventually(t, 20*time.Second, "h3's published port answering after the join", func() error { return hello(addr) })
 		cs, _ := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", hosts.LabelRole+"="+hosts.RoleCut), filters.Arg("label", hosts.LabelHosts+"="+prefix))})
 		if len(cs) != 0 {
 			t.Errorf("%d cut helpers left after the join", len(cs))
