@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgha/pgha/pkg/topology"
@@ -54,6 +56,9 @@ type RouterBackends struct {
 	// Primary and Replicas are the nodes whose health check passes.
 	Primary  []string `json:"primary"`
 	Replicas []string `json:"replicas"`
+	// Unchanged is how long no server behind either listener went up or
+	// down (HAProxy's lastchg, in whole seconds: rounded down).
+	Unchanged time.Duration `json:"-"`
 }
 
 // RouterStats reads the router's stats page (CSV) and lists the nodes that
@@ -91,6 +96,8 @@ func ParseRouterStats(r io.Reader) (RouterBackends, error) {
 		col[strings.TrimPrefix(h, "# ")] = i
 	}
 	px, sv, st := col["pxname"], col["svname"], col["status"]
+	lastchg, hasLastchg := col["lastchg"]
+	unchanged := time.Duration(-1)
 	if _, ok := col["status"]; !ok {
 		return rb, fmt.Errorf("the router's stats have no status column")
 	}
@@ -105,6 +112,14 @@ func ParseRouterStats(r io.Reader) (RouterBackends, error) {
 		if len(rec) <= st || rec[sv] == "FRONTEND" || rec[sv] == "BACKEND" {
 			continue
 		}
+		if rec[px] != "primary" && rec[px] != "replicas" {
+			continue
+		}
+		if hasLastchg && len(rec) > lastchg {
+			if secs, err := strconv.Atoi(rec[lastchg]); err == nil && (unchanged < 0 || time.Duration(secs)*time.Second < unchanged) {
+				unchanged = time.Duration(secs) * time.Second
+			}
+		}
 		// "UP", or "UP 1/2" while a check is in progress.
 		if !strings.HasPrefix(rec[st], "UP") {
 			continue
@@ -116,5 +131,6 @@ func ParseRouterStats(r io.Reader) (RouterBackends, error) {
 			rb.Replicas = append(rb.Replicas, rec[sv])
 		}
 	}
+	rb.Unchanged = max(unchanged, 0)
 	return rb, nil
 }

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgha/pgha/pkg/topology"
 )
@@ -13,25 +14,27 @@ import (
 // left out; a server "UP 1/2" (checking) counts, "DOWN", "MAINT" (address
 // not resolved) and "DOWN 1/2" do not.
 func TestParseRouterStats(t *testing.T) {
-	csv := `# pxname,svname,qcur,scur,status,weight,check_status
-stats,FRONTEND,,0,OPEN,,
-stats,BACKEND,0,0,UP,0,
-primary,FRONTEND,,1,OPEN,,
-primary,patroni1,0,0,DOWN,1,L7STS
-primary,patroni2,0,1,UP,1,L7OK
-primary,patroni3,0,0,MAINT (resolution),1,
-primary,BACKEND,0,1,UP,1,
-replicas,FRONTEND,,0,OPEN,,
-replicas,patroni1,0,0,UP 1/2,1,L7OK
-replicas,patroni2,0,0,DOWN 1/2,1,L7STS
-replicas,patroni3,0,0,UP,1,L7OK
-replicas,BACKEND,0,0,UP,2,
+	csv := `# pxname,svname,qcur,scur,status,weight,check_status,lastchg
+stats,FRONTEND,,0,OPEN,,,
+stats,BACKEND,0,0,UP,0,,1
+primary,FRONTEND,,1,OPEN,,,
+primary,patroni1,0,0,DOWN,1,L7STS,12
+primary,patroni2,0,1,UP,1,L7OK,7
+primary,patroni3,0,0,MAINT (resolution),1,,
+primary,BACKEND,0,1,UP,1,,3
+replicas,FRONTEND,,0,OPEN,,,
+replicas,patroni1,0,0,UP 1/2,1,L7OK,9
+replicas,patroni2,0,0,DOWN 1/2,1,L7STS,5
+replicas,patroni3,0,0,UP,1,L7OK,40
+replicas,BACKEND,0,0,UP,2,,2
 `
 	rb, err := ParseRouterStats(strings.NewReader(csv))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := RouterBackends{Primary: []string{"patroni2"}, Replicas: []string{"patroni1", "patroni3"}}
+	// Unchanged: the servers' latest change (replicas/patroni2, 5 s ago);
+	// the listeners' own rows and the stats listener do not count.
+	want := RouterBackends{Primary: []string{"patroni2"}, Replicas: []string{"patroni1", "patroni3"}, Unchanged: 5 * time.Second}
 	if !reflect.DeepEqual(rb, want) {
 		t.Errorf("got %+v, want %+v", rb, want)
 	}

@@ -63,17 +63,19 @@ func planRouter(in planInput) []Spec {
 // plus an interval.
 const routerSettle = 1500 * time.Millisecond
 
-// startRouter starts the router once Patroni is ready and waits until its
-// primary port reaches the primary Patroni names (and its replica port a
-// replica, when the cluster has replicas).
-func (u *upRun) startRouter(ctx context.Context) (string, error) {
+// waitRouter waits, once Patroni is ready, until the router (started by
+// startBehind) sends its primary port to the primary Patroni names (and its
+// replica port to a replica, when the cluster has replicas).
+func (u *upRun) waitRouter(ctx context.Context) (string, error) {
 	rs := ByRole(u.specs, topology.RoleRouter)
-	if err := u.startAll(ctx, rs); err != nil {
+	if err := started(&u.routerStarted); err != nil {
 		return "", err
 	}
 	replicas := len(u.topo.Patroni) > 1
+	// A new cluster's nodes only ever came up once, each marked up by
+	// its first passing check: nothing can flip back.
 	settle := time.Duration(0)
-	if u.res.Changed {
+	if u.res.Changed && !u.fresh {
 		settle = routerSettle
 	}
 	var rightSince time.Time
@@ -90,7 +92,9 @@ func (u *upRun) startRouter(ctx context.Context) (string, error) {
 		case !right:
 			rightSince = time.Time{}
 		case rightSince.IsZero():
-			rightSince = time.Now()
+			// The router started in the background may have been right
+			// for a while: no server changed since then.
+			rightSince = time.Now().Add(-rb.Unchanged)
 		}
 		return right && time.Since(rightSince) >= settle, RouterHealth(u.topo, rb)
 	})

@@ -57,7 +57,10 @@ type upRun struct {
 	// places: on a swarm, the node of each member.
 	places map[string]topology.Placement
 
-	guardStarted chan error
+	// guardStarted, routerStarted: their starts in the background (startBehind).
+	guardStarted  chan error
+	routerStarted chan error
+	leaderStarted chan error
 	// etcdStarted: the in-turn start of a new etcd cluster's members.
 	etcdStarted     chan error
 	replicasStarted chan error
@@ -80,9 +83,10 @@ func (d *Docker) Up(ctx context.Context, topo topology.Cluster, timeout time.Dur
 }
 
 func (u *upRun) close() {
-	if u.etcdStarted != nil {
-		<-u.etcdStarted
-	}
+	_ = started(&u.etcdStarted)
+	_ = started(&u.guardStarted)
+	_ = started(&u.routerStarted)
+	_ = started(&u.leaderStarted)
 	if u.startingReplica {
 		<-u.replicasStarted
 	}
@@ -115,9 +119,9 @@ func (u *upRun) readySteps() []progress.Named {
 	}
 	return []progress.Named{
 		{Title: fmt.Sprintf("Waiting for etcd (%s)", strings.Join(u.topo.ContainerNames(u.topo.EtcdNames()), ", ")), Run: u.waitEtcd},
-		{Title: "Enabling etcd authentication", Run: u.enableEtcdAuth},
 		{Run: u.startFreshLeader, Skip: func() bool { return !u.fresh }},
-		{Run: u.startGuard, Skip: noGuard},
+		{Title: "Enabling etcd authentication", Run: u.enableEtcdAuth},
+		{Run: u.startBehind},
 		{Title: "Waiting for the object store", Run: u.waitObjectStore},
 		{Title: "Giving pgBackRest its own S3 account", Run: u.pgBackRestS3User, Skip: func() bool { return u.res.Images.ObjectStore.Kind == topology.StoreMinIO }},
 		{Run: u.checkInitialized},
@@ -128,7 +132,7 @@ func (u *upRun) readySteps() []progress.Named {
 		{Title: "Creating the pgBackRest stanza", Run: u.stanzaOnLeader, Skip: u.notBootstrap},
 		{Title: fmt.Sprintf("Starting Patroni (%s)", strings.Join(u.topo.ContainerNames(u.topo.PatroniNames()), ", ")), Run: u.startPatroni},
 		{Title: guardTitle, Run: u.waitGuard, Skip: noGuard},
-		{Title: "Starting the router", Run: u.startRouter, Skip: func() bool { return !u.topo.Router }},
+		{Title: "Waiting for the router", Run: u.waitRouter, Skip: func() bool { return !u.topo.Router }},
 		{Title: "Waiting for every etcd member", Run: u.waitEtcdAll},
 		{Title: "Creating the pgBackRest stanza", Run: u.stanzaOnPrimary, Skip: func() bool { return u.bootstrap }},
 	}
@@ -428,12 +432,15 @@ func (u *upRun) startFirst(ctx context.Context) (string, error) {
 	return "", u.startAll(ctx, first)
 }
 
-// startFreshLeader starts a new cluster's bootstrap leader as soon as etcd
-// requires logins, while the object store comes up. Started with etcd, its
-// Patroni would log in while authentication was being turned on, and wait
-// 5 s ("waiting on etcd") before trying again.
+// startFreshLeader starts a new cluster's bootstrap leader in the background
+// as soon as etcd has a quorum, while etcd's logins are turned on: Patroni
+// spends its first second starting Python. Should it ask etcd before the
+// logins are on, etcd later answers it "user name is empty" and it logs in
+// then (images/patroni/fix-etcd3-errors.sh); before etcd has a quorum it
+// would wait 5 s ("waiting on etcd").
 func (u *upRun) startFreshLeader(ctx context.Context) (string, error) {
-	return "", u.start(ctx, specByNode(u.specs, u.topo.BootstrapLeader))
+	u.leaderStarted = background(func() error { return u.start(ctx, specByNode(u.specs, u.topo.BootstrapLeader)) })
+	return "", nil
 }
 
 // waitEtcd waits for a quorum of etcd members with a leader: that is all
@@ -444,12 +451,8 @@ func (u *upRun) waitEtcd(ctx context.Context) (string, error) {
 
 // waitEtcdAll waits until every etcd member is healthy.
 func (u *upRun) waitEtcdAll(ctx context.Context) (string, error) {
-	if u.etcdStarted != nil {
-		err := <-u.etcdStarted
-		u.etcdStarted = nil
-		if err != nil {
-			return "", err
-		}
+	if err := started(&u.etcdStarted); err != nil {
+		return "", err
 	}
 	return u.awaitEtcd(ctx, len(u.topo.Etcd))
 }
@@ -481,12 +484,38 @@ func (u *upRun) awaitEtcd(ctx context.Context, want int) (string, error) {
 	return fmt.Sprintf("etcd ready: %d members healthy", len(etcdSpecs)), err
 }
 
-// startGuard starts the guard in the background: it needs etcd only, and
-// starts while Patroni does.
-func (u *upRun) startGuard(ctx context.Context) (string, error) {
-	u.guardStarted = make(chan error, 1)
-	go func() { u.guardStarted <- u.startAll(ctx, ByRole(u.specs, topology.RoleGuard)) }()
+// startBehind starts the guard and the router in the background, while
+// Patroni bootstraps: neither is on the way to a primary (the guard needs
+// etcd only; the router checks the nodes until they answer), and each start
+// costs the engine up to a second here. Their steps at the end of up wait
+// for them.
+func (u *upRun) startBehind(ctx context.Context) (string, error) {
+	if u.topo.Guard {
+		u.guardStarted = background(func() error { return u.startAll(ctx, ByRole(u.specs, topology.RoleGuard)) })
+	}
+	if u.topo.Router {
+		u.routerStarted = background(func() error { return u.startAll(ctx, ByRole(u.specs, topology.RoleRouter)) })
+	}
 	return "", nil
+}
+
+// background runs start in a goroutine; its outcome is read once from the
+// channel (see started).
+func background(start func() error) chan error {
+	c := make(chan error, 1)
+	go func() { c <- start() }()
+	return c
+}
+
+// started waits for a start made by background and forgets it, so that
+// close does not wait for it again.
+func started(c *chan error) error {
+	if *c == nil {
+		return nil
+	}
+	err := <-*c
+	*c = nil
+	return err
 }
 
 func (u *upRun) waitObjectStore(ctx context.Context) (string, error) {
@@ -532,6 +561,9 @@ func (u *upRun) checkInitialized(ctx context.Context) (string, error) {
 // is up.
 func (u *upRun) bootstrapLeader(ctx context.Context) (string, error) {
 	leader := specByNode(u.specs, u.topo.BootstrapLeader)
+	if err := started(&u.leaderStarted); err != nil {
+		return "", err
+	}
 	if err := u.start(ctx, leader); err != nil {
 		return "", err
 	}
@@ -605,7 +637,7 @@ func (u *upRun) startPatroni(ctx context.Context) (string, error) {
 
 func (u *upRun) waitGuard(ctx context.Context) (string, error) {
 	guardSpecs := ByRole(u.specs, topology.RoleGuard)
-	if err := <-u.guardStarted; err != nil {
+	if err := started(&u.guardStarted); err != nil {
 		return "", err
 	}
 	guardName := u.topo.ContainerName(topology.GuardNode)
