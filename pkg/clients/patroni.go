@@ -150,6 +150,19 @@ type ClusterView struct {
 	Source string `json:"source"`
 }
 
+// SyncStandbys is the members Patroni names synchronous standbys that
+// stream: in synchronous mode only they may take over, and in strict mode
+// the primary takes no write without one.
+func (v ClusterView) SyncStandbys() []string {
+	var sync []string
+	for _, m := range v.Members {
+		if m.Role == "sync_standby" && m.State == "streaming" {
+			sync = append(sync, m.Name)
+		}
+	}
+	return sync
+}
+
 // Cluster asks the nodes, in topology order, for Patroni's /cluster view,
 // and returns it with the leader first.
 func (a Access) Cluster(ctx context.Context) (ClusterView, error) {

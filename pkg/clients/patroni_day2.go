@@ -99,6 +99,18 @@ func (a Access) DynamicConfig(ctx context.Context) (map[string]any, error) {
 	return nil, fmt.Errorf("no Patroni node answers: %s", strings.Join(errs, "; "))
 }
 
+// Synchronous says whether a dynamic configuration asks for synchronous
+// replication (synchronous_mode true, or Patroni 4's "quorum").
+func Synchronous(cfg map[string]any) bool {
+	switch v := cfg["synchronous_mode"].(type) {
+	case bool:
+		return v
+	case string:
+		return v != "" && v != "off" && v != "false"
+	}
+	return false
+}
+
 // wholeNumbers turns JSON's float64 whole numbers into ints, so that
 // 1048576 does not print as 1.048576e+06.
 func wholeNumbers(m map[string]any) {

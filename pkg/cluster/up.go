@@ -624,13 +624,31 @@ func (u *upRun) startPatroni(ctx context.Context) (string, error) {
 				status = append(status, fmt.Sprintf("%s %s %s", n.Name, st.Role, st.State))
 			}
 		}
+		ready := leaders == 1 && streaming == len(u.topo.Patroni)-1
+		// In synchronous mode (as Patroni's dynamic configuration says now,
+		// whatever the topology said at creation) the leader names a
+		// synchronous standby a loop after the replicas stream; strict
+		// mode takes no write before.
+		if ready && len(u.topo.Patroni) > 1 {
+			cfg, err := u.access.DynamicConfig(ctx)
+			if err == nil && clients.Synchronous(cfg) {
+				var view clients.ClusterView
+				if view, err = u.access.Cluster(ctx); err == nil && len(view.SyncStandbys()) == 0 {
+					err = errors.New("no synchronous standby yet")
+				}
+			}
+			if err != nil {
+				ready, waiting = false, true
+				status = append(status, err.Error())
+			}
+		}
 		if waiting && leaders == 1 && time.Since(nudged) > 3*time.Second {
 			// The leader makes replicas' slots on its next HA loop, up to
 			// loop_wait away; wake it now.
 			nudged = time.Now()
 			_ = u.access.PatchConfig(ctx, u.primary, map[string]any{"loop_wait": u.topo.LoopWait()})
 		}
-		return leaders == 1 && streaming == len(u.topo.Patroni)-1, strings.Join(status, ", ")
+		return ready, strings.Join(status, ", ")
 	})
 	return fmt.Sprintf("Patroni ready: %s primary, %d replicas streaming", u.topo.ContainerName(u.primary), len(pgSpecs)-1), err
 }

@@ -97,11 +97,7 @@ func waitSyncStandby(ctx context.Context, acc clients.Access, want bool) error {
 		if err != nil {
 			return false, nil
 		}
-		has := false
-		for _, m := range view.Members {
-			has = has || (m.Role == "sync_standby" && m.State == "streaming")
-		}
-		return has == want, nil
+		return (len(view.SyncStandbys()) > 0) == want, nil
 	})
 	if err != nil && ctx.Err() == nil {
 		if want {

@@ -110,12 +110,7 @@ func checkPatroniAndPostgres(ctx context.Context, t Target, out *rows) {
 			if err != nil {
 				return "", err
 			}
-			var sync []string
-			for _, m := range view.Members {
-				if m.Role == "sync_standby" && m.State == "streaming" {
-					sync = append(sync, m.Name)
-				}
-			}
+			sync := view.SyncStandbys()
 			if len(sync) == 0 {
 				return "", fmt.Errorf("synchronous mode %s but no streaming synchronous standby yet", t.Topo.SynchronousMode)
 			}
