@@ -209,6 +209,24 @@ func sweepCgroups(ids []string) {
 	}
 }
 
+// sweepDead removes the cgroups of the containers that died with a killed
+// host, once its engine is back: nothing removed them (the engine died with
+// them), and the swarm may later remove the containers themselves, after
+// which no delete would know their IDs.
+func sweepDead(ctx context.Context, cli client.APIClient) {
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return
+	}
+	var dead []string
+	for _, c := range cs {
+		if c.State != "running" && c.State != "paused" && c.State != "restarting" {
+			dead = append(dead, c.ID)
+		}
+	}
+	sweepCgroups(dead)
+}
+
 var containerIDRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // CgroupDirs are the directories the machine's cgroup v1 hierarchy holds for

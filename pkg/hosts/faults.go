@@ -220,6 +220,7 @@ func (c *Controller) Start(ctx context.Context, name string) error {
 		return err
 	}
 	defer own.Close()
+	sweepDead(ctx, own)
 	for {
 		// Ask a manager other than the host, which may still know the
 		// swarm as it was before it died.

@@ -131,6 +131,7 @@ func testSwarm(t *testing.T) {
 		t.Logf("guard: %s (%.0f ms after the event)", d.Reason, d.DecisionMs)
 	})
 
+	var ran []string // every container the hosts ran after the host-down
 	t.Run("host-down of the primary's host, strict synchronous mode", func(t *testing.T) {
 		rep := c.failover(t, "failover-test", "--fault", "host-down", "--timeout", "150s")
 		// No engine reports a dead host: the lease (ttl 20 s) decides.
@@ -142,6 +143,18 @@ func testSwarm(t *testing.T) {
 		}
 		if rep.RejoinSec <= 0 || !rep.VerifiedAfter {
 			t.Errorf("the host's member did not rejoin (rejoin %.2fs, verified %v)", rep.RejoinSec, rep.VerifiedAfter)
+		}
+		// The containers that died with the host, among the others: the
+		// swarm may remove them before the hosts go, yet their cgroups
+		// must not stay on this machine (checked after the delete).
+		for _, h := range sw.Hosts {
+			cs, err := innerClient(t, sw, h.Name).ContainerList(ctx, container.ListOptions{All: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ct := range cs {
+				ran = append(ran, ct.ID)
+			}
 		}
 	})
 
@@ -199,6 +212,14 @@ func testSwarm(t *testing.T) {
 		mustPgha(t, "hosts", "delete", "--prefix", prefix)
 		t.Logf("pgha hosts delete: %s", time.Since(start).Round(100*time.Millisecond))
 		checkHostsGone(t, prefix, filepath.Join(stateDir, "hosts", prefix))
+		if len(ran) == 0 {
+			t.Error("no inner container listed after the host-down")
+		}
+		for _, id := range ran {
+			if dirs := hosts.CgroupDirs(id); len(dirs) > 0 {
+				t.Errorf("cgroups of inner container %.12s left: %v", id, dirs)
+			}
+		}
 		// Nothing to delete is not an error.
 		if r := mustPgha(t, "hosts", "delete", "--prefix", prefix); !strings.Contains(r.stderr, "Nothing to delete") {
 			t.Errorf("a second delete says:\n%s", r.stderr)
