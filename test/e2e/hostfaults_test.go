@@ -224,7 +224,9 @@ while (my $c = $s->accept) { print $c "hello from " . qx(hostname); close $c }`
 		joined := time.Since(start)
 		// Each figure when first seen, within one wait.
 		var reach, ready time.Duration
-		eventually(t, 90*time.Second, "h1 reaching srv on h3 again and seeing h3 ready", func() error {
+		// The overlay came back 9.5-45.5 s after the join in runs here
+		// (the swarm's gossip finds the host again on its own schedule).
+		eventually(t, 150*time.Second, "h1 reaching srv on h3 again and seeing h3 ready", func() error {
 			if ready == 0 && nodeState(ctx, h1, "h3", swarm.NodeStateReady) == nil {
 				ready = time.Since(start)
 			}
