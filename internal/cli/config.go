@@ -2,11 +2,14 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/pgha/pgha/pkg/ops"
+	"github.com/pgha/pgha/pkg/poll"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 )
@@ -116,7 +119,20 @@ restart show as pending_restart in ` + "`pgha report`" + ` and take effect with 
 			if err := acc.PatchAny(ctx, ops.Patch(settings)); err != nil {
 				return err
 			}
+			// A node answers GET /config from its last loop's view of the
+			// cluster (up to loop_wait old): wait until it shows the change,
+			// so that a `config show` right after sees it.
+			err = poll.For(ctx, 15*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+				cfg, err := acc.DynamicConfig(ctx)
+				return err == nil && ops.Shows(cfg, settings), nil
+			})
+			if err != nil && ctx.Err() != nil {
+				return err
+			}
 			fmt.Fprintf(a.stderr, "✓ Applied %d change(s) to cluster %s's dynamic configuration\n", len(changes), name)
+			if err != nil {
+				fmt.Fprintln(a.stderr, "  (Patroni's nodes did not show it yet after 15 s: they do on their next loop)")
+			}
 			if output == "json" {
 				return printJSON(a.stdout, map[string]any{"cluster": name, "applied": true, "changes": changes})
 			}

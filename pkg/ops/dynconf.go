@@ -302,3 +302,22 @@ func Show(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// Shows says whether a configuration (as GET /config answers it) holds
+// every setting: the value set, or the key absent when it was removed.
+func Shows(cfg map[string]any, settings []Setting) bool {
+	flat := Flatten(cfg)
+	for _, s := range settings {
+		got, ok := flat[s.Key]
+		if s.Value == nil {
+			if ok {
+				return false
+			}
+			continue
+		}
+		if !ok || fmt.Sprint(got) != fmt.Sprint(s.Value) {
+			return false
+		}
+	}
+	return true
+}

@@ -101,3 +101,22 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+// Shows: every set key with its value, every removed key absent.
+func TestShows(t *testing.T) {
+	cfg := map[string]any{"ttl": 20, "postgresql": map[string]any{"parameters": map[string]any{"work_mem": "16MB"}}}
+	for _, c := range []struct {
+		settings []Setting
+		want     bool
+	}{
+		{[]Setting{{"postgresql.parameters.work_mem", "16MB"}, {"ttl", 20}}, true},
+		{[]Setting{{"postgresql.parameters.work_mem", "8MB"}}, false},
+		{[]Setting{{"loop_wait", 1}}, false},
+		{[]Setting{{"loop_wait", nil}}, true},
+		{[]Setting{{"ttl", nil}}, false},
+	} {
+		if got := Shows(cfg, c.settings); got != c.want {
+			t.Errorf("Shows(%v) = %v, want %v", c.settings, got, c.want)
+		}
+	}
+}
