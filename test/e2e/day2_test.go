@@ -28,7 +28,7 @@ import (
 // scale 3→5→3.
 func TestDay2(t *testing.T) {
 	parallel(t)
-	c := newCluster(t, 3, 3)
+	c := newGrowingCluster(t, 3, 3, 5) // scale 3→5→3
 	c.up(t)
 	name := []string{"--name", c.name}
 	acc := c.access(t)

@@ -151,20 +151,33 @@ type cluster struct {
 // It does not bring the cluster up.
 func newCluster(t *testing.T, etcd, patroni int) *cluster {
 	t.Helper()
+	return newGrowingCluster(t, etcd, patroni, patroni)
+}
+
+// newGrowingCluster is newCluster for a cluster that `pgha scale` grows to
+// upTo Patroni nodes: the added nodes' ports are claimed (and found free)
+// with the others, not left to chance in the ephemeral port range.
+func newGrowingCluster(t *testing.T, etcd, patroni, upTo int) *cluster {
+	t.Helper()
 	name := fmt.Sprintf("e2e-%s-%04x", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))[:min(12, len(t.Name()))], rand.IntN(0x10000))
 	name = strings.Trim(strings.ReplaceAll(name, "_", "-"), "-")
 	for try := 0; try < 50; try++ {
 		offset := 100 + rand.IntN(300)*100
-		topo, err := topology.Generate(name, etcd, patroni)
+		grown, err := topology.Generate(name, etcd, max(patroni, upTo))
 		if err != nil {
 			t.Fatal(err)
 		}
-		topo.ShiftPorts(offset)
+		grown.ShiftPorts(offset)
 		var ports []int
-		for _, hp := range topo.HostPorts(topology.StoreMinIO) {
+		for _, hp := range grown.HostPorts(topology.StoreMinIO) {
 			ports = append(ports, hp.Port)
 		}
 		if claimPorts(t, ports...) {
+			topo, err := topology.Generate(name, etcd, patroni)
+			if err != nil {
+				t.Fatal(err)
+			}
+			topo.ShiftPorts(offset)
 			c := &cluster{name: name, offset: offset, topo: topo}
 			t.Cleanup(func() { c.destroy(t) })
 			return c
