@@ -162,7 +162,14 @@ func newGrowingCluster(t *testing.T, etcd, patroni, upTo int) *cluster {
 	name := fmt.Sprintf("e2e-%s-%04x", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))[:min(12, len(t.Name()))], rand.IntN(0x10000))
 	name = strings.Trim(strings.ReplaceAll(name, "_", "-"), "-")
 	for try := 0; try < 50; try++ {
-		offset := 100 + rand.IntN(300)*100
+		// Offsets 120-380, apart by 20: every port of a cluster (up to
+		// etcd3's 32379+offset) stays below Linux's ephemeral range
+		// (32768-60999), where an outgoing connection of this machine can
+		// take a port between the claim and the start of the container
+		// that publishes it (seen twice, minutes into a run). Clusters 20
+		// apart share no port: the widest run of one cluster's ports (the
+		// REST ports of five nodes) spans 8.
+		offset := 120 + rand.IntN(14)*20
 		grown, err := topology.Generate(name, etcd, max(patroni, upTo))
 		if err != nil {
 			t.Fatal(err)
