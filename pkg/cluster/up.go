@@ -57,14 +57,15 @@ type upRun struct {
 	// places: on a swarm, the node of each member.
 	places map[string]topology.Placement
 
-	// guardStarted, routerStarted: their starts in the background (startBehind).
-	guardStarted  chan error
-	routerStarted chan error
-	leaderStarted chan error
-	// etcdStarted: the in-turn start of a new etcd cluster's members.
+	// Starts running in the background (see background and started): the
+	// guard and the router (startBehind), a new cluster's bootstrap leader,
+	// a new etcd cluster's members in turn, and the replicas once the
+	// leader holds the initialize key.
+	guardStarted    chan error
+	routerStarted   chan error
+	leaderStarted   chan error
 	etcdStarted     chan error
 	replicasStarted chan error
-	startingReplica bool
 }
 
 // Up brings a cluster to the state its topology describes: it builds missing
@@ -87,9 +88,7 @@ func (u *upRun) close() {
 	_ = started(&u.guardStarted)
 	_ = started(&u.routerStarted)
 	_ = started(&u.leaderStarted)
-	if u.startingReplica {
-		<-u.replicasStarted
-	}
+	_ = started(&u.replicasStarted)
 	if u.etcd != nil {
 		u.etcd.Close()
 	}
@@ -567,16 +566,14 @@ func (u *upRun) bootstrapLeader(ctx context.Context) (string, error) {
 	if err := u.start(ctx, leader); err != nil {
 		return "", err
 	}
-	u.replicasStarted = make(chan error, 1)
 	err := u.d.waitFor(ctx, u.deadline, leader.Name+" to bootstrap", []string{leader.Name}, func(pctx context.Context) (bool, string) {
 		// A restore's replicas start only once the leader is the primary:
 		// should its recovery fail, Patroni drops the initialize key, and a
 		// replica would then bootstrap an empty database with initdb.
-		if !u.startingReplica && u.topo.Restore == nil {
+		if u.replicasStarted == nil && u.topo.Restore == nil {
 			if ok, _ := clients.KeyExists(pctx, u.etcd, u.topo.KeyPrefix()+"initialize"); ok {
-				u.startingReplica = true
 				// The starts outlive this wait: they run on Up's context.
-				go func() { u.replicasStarted <- u.startAll(ctx, ByRole(u.specs, topology.RolePatroni)) }()
+				u.replicasStarted = background(func() error { return u.startAll(ctx, ByRole(u.specs, topology.RolePatroni)) })
 			}
 		}
 		st, err := u.access.Patroni(pctx, u.topo.BootstrapLeader)

@@ -304,20 +304,7 @@ func Show(v any) string {
 }
 
 // Shows says whether a configuration (as GET /config answers it) holds
-// every setting: the value set, or the key absent when it was removed.
+// every setting already: applying them would change nothing.
 func Shows(cfg map[string]any, settings []Setting) bool {
-	flat := Flatten(cfg)
-	for _, s := range settings {
-		got, ok := flat[s.Key]
-		if s.Value == nil {
-			if ok {
-				return false
-			}
-			continue
-		}
-		if !ok || fmt.Sprint(got) != fmt.Sprint(s.Value) {
-			return false
-		}
-	}
-	return true
+	return len(Diff(Flatten(cfg), Apply(cfg, settings))) == 0
 }

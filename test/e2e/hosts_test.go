@@ -23,8 +23,9 @@ import (
 // Helpers for the tests on test hosts (Docker engines in containers).
 
 // checkHostsGone: after a delete, nothing labelled with the prefix is left on
-// this engine, nor the hosts' socket directory dir.
-func checkHostsGone(t *testing.T, prefix, dir string) {
+// this engine, nor the hosts' socket directory dir, nor a cgroup of the
+// inner containers (their IDs) on this machine.
+func checkHostsGone(t *testing.T, prefix, dir string, inner []string) {
 	t.Helper()
 	ctx := context.Background()
 	f := filters.NewArgs(filters.Arg("label", hosts.LabelHosts+"="+prefix))
@@ -39,6 +40,11 @@ func checkHostsGone(t *testing.T, prefix, dir string) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("socket directories left under %s: %v", dir, err)
+	}
+	for _, id := range inner {
+		if dirs := hosts.CgroupDirs(id); len(dirs) > 0 {
+			t.Errorf("cgroups of inner container %.12s left: %v", id, dirs)
+		}
 	}
 }
 
