@@ -93,13 +93,19 @@ func (c Cluster) PatroniConfig(n PGNode) string {
 						"wal_keep_size":         "128MB",
 						// A replica retries streaming this often while its slot is missing.
 						"wal_retrieve_retry_interval": "1s",
+						// After a crash, and on a new replica's first start (a base backup
+						// starts as a crash), PostgreSQL syncs the data directory: one
+						// syncfs instead of an fsync per file.
+						"recovery_init_sync_method": "syncfs",
 						// Every segment goes to the object store from the first minute.
 						"archive_mode":    "on",
 						"archive_command": archiveCommand,
 					},
 				},
 			},
-			"initdb":         []any{map[string]any{"encoding": "UTF8"}, "data-checksums"},
+			// initdb and pg_basebackup make the data durable with one syncfs
+			// of the volume instead of an fsync per file (PostgreSQL 17).
+			"initdb":         []any{map[string]any{"encoding": "UTF8"}, "data-checksums", map[string]any{"sync-method": "syncfs"}},
 			"post_bootstrap": postBootstrapCommand,
 		},
 		"postgresql": map[string]any{
@@ -110,7 +116,7 @@ func (c Cluster) PatroniConfig(n PGNode) string {
 			"pgpass":          "/tmp/pgpass",
 			"parameters":      map[string]any{"unix_socket_directories": "/var/run/postgresql"},
 			// A fast checkpoint lets a new replica's base backup start at once.
-			"basebackup":             []any{map[string]any{"checkpoint": "fast"}},
+			"basebackup":             []any{map[string]any{"checkpoint": "fast"}, map[string]any{"sync-method": "syncfs"}},
 			"create_replica_methods": []string{"pgbackrest", "basebackup"},
 			"pgbackrest":             map[string]any{"command": replicaRestoreCommand, "keep_data": true, "no_params": true},
 			"recovery_conf":          map[string]any{"restore_command": restoreCommand},

@@ -212,6 +212,10 @@ func TestPatroniConfig(t *testing.T) {
 		{[]string{"etcd3", "cacert"}, "/etc/pgha/ca.crt"},
 		{[]string{"etcd3", "username"}, "patroni"},
 		{[]string{"bootstrap", "post_bootstrap"}, "sh -c 'pgbackrest stanza-create || true'"},
+		// Durable with one syncfs of the volume, not an fsync per file.
+		{[]string{"bootstrap", "initdb"}, []any{map[string]any{"encoding": "UTF8"}, "data-checksums", map[string]any{"sync-method": "syncfs"}}},
+		{[]string{"postgresql", "basebackup"}, []any{map[string]any{"checkpoint": "fast"}, map[string]any{"sync-method": "syncfs"}}},
+		{[]string{"bootstrap", "dcs", "postgresql", "parameters", "recovery_init_sync_method"}, "syncfs"},
 	}
 	for _, ck := range checks {
 		if got := get(ck.path...); !reflect.DeepEqual(got, ck.want) {
