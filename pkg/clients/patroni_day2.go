@@ -88,15 +88,25 @@ func LSNString(lsn int64) string { return fmt.Sprintf("%X/%X", uint64(lsn)>>32, 
 func (a Access) DynamicConfig(ctx context.Context) (map[string]any, error) {
 	var errs []string
 	for _, n := range a.Topo.Patroni {
-		cfg := map[string]any{}
-		if err := getJSON(ctx, "http://"+a.Addr(n.RESTPort)+"/config", &cfg); err != nil {
+		cfg, err := a.NodeDynamicConfig(ctx, n.Name)
+		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", n.Name, err))
 			continue
 		}
-		wholeNumbers(cfg)
 		return cfg, nil
 	}
 	return nil, fmt.Errorf("no Patroni node answers: %s", strings.Join(errs, "; "))
+}
+
+// NodeDynamicConfig reads Patroni's dynamic configuration from one node: the
+// view of its last loop.
+func (a Access) NodeDynamicConfig(ctx context.Context, node string) (map[string]any, error) {
+	cfg := map[string]any{}
+	if err := getJSON(ctx, "http://"+a.RESTAddr(node)+"/config", &cfg); err != nil {
+		return nil, err
+	}
+	wholeNumbers(cfg)
+	return cfg, nil
 }
 
 // Synchronous says whether a dynamic configuration asks for synchronous

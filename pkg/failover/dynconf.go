@@ -2,9 +2,7 @@ package failover
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/pgha/pgha/pkg/clients"
@@ -28,9 +26,9 @@ func SetDynamic(ctx context.Context, acc clients.Access, mode, profile string) (
 	if primary == "" {
 		return nothing, fmt.Errorf("no primary to change the dynamic configuration through")
 	}
-	old, err := dynamicConfig(ctx, acc, primary)
+	old, err := acc.NodeDynamicConfig(ctx, primary)
 	if err != nil {
-		return nothing, err
+		return nothing, fmt.Errorf("reading the dynamic configuration from %s: %w", primary, err)
 	}
 	patch := map[string]any{}
 	if mode != "" {
@@ -69,24 +67,6 @@ func SetDynamic(ctx context.Context, acc clients.Access, mode, profile string) (
 		}
 	}
 	return restore, nil
-}
-
-// dynamicConfig reads GET /config from a node.
-func dynamicConfig(ctx context.Context, acc clients.Access, node string) (map[string]any, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+acc.RESTAddr(node)+"/config", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("reading the dynamic configuration from %s: %w", node, err)
-	}
-	defer resp.Body.Close()
-	cfg := map[string]any{}
-	if err := json.NewDecoder(resp.Body).Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("reading the dynamic configuration from %s: %w", node, err)
-	}
-	return cfg, nil
 }
 
 // waitSyncStandby waits until Patroni lists a streaming synchronous standby
