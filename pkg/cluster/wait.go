@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/pgha/pgha/pkg/poll"
 )
 
@@ -55,13 +56,23 @@ func (d *Docker) failIfDead(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("container %s: %w", name, err)
 	}
-	st := info.State
-	if st == nil || st.Running || st.Paused || st.Restarting {
+	why, dead := deathOf(info.State)
+	if !dead {
 		return nil
 	}
-	why := fmt.Sprintf("exited with code %d", st.ExitCode)
-	if st.OOMKilled {
-		why = "was killed for lack of memory (OOM)"
-	}
 	return fmt.Errorf("container %s %s; its last log lines:\n%s", name, why, d.Engine.LastLogs(ctx, name, 20))
+}
+
+// deathOf says whether a container's state is that of a container that has
+// died, and how. One created but not started yet has not: etcd's members
+// start in turn while the wait for a quorum already watches them (under
+// load, the second member was once reported "exited with code 0").
+func deathOf(st *container.State) (why string, dead bool) {
+	if st == nil || st.Running || st.Paused || st.Restarting || st.Status == container.StateCreated {
+		return "", false
+	}
+	if st.OOMKilled {
+		return "was killed for lack of memory (OOM)", true
+	}
+	return fmt.Sprintf("exited with code %d", st.ExitCode), true
 }
