@@ -369,8 +369,15 @@ func TestInterruptedUpResumes(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	// Interrupt once the containers exist and the bootstrap is under way.
 	eventually(t, 2*time.Minute, "up to start the bootstrap leader", func() error {
+		select {
+		case err := <-exited: // an up that failed before: say why at once
+			t.Fatalf("up ended before the bootstrap (%v):\n%s", err, stderr.String())
+		default:
+		}
 		if !strings.Contains(stderr.String(), "Bootstrapping") {
 			return fmt.Errorf("not yet")
 		}
@@ -379,7 +386,7 @@ func TestInterruptedUpResumes(t *testing.T) {
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	err := cmd.Wait()
+	err := <-exited
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 130 {
 		t.Fatalf("interrupted up: %v, want exit code 130\n%s", err, stderr.String())
