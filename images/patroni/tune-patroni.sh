@@ -1,7 +1,8 @@
 #!/bin/sh
-# Shortens two fixed waits in Patroni's planned-shutdown path (docker stop, switchover).
-# Measured on this machine: they put about 0.9 s between PostgreSQL's clean shutdown
-# and the release of the leader key.
+# Shortens three fixed waits in Patroni's planned hand-overs (docker stop, switchover).
+# Measured on this machine: the first two put about 0.9 s between PostgreSQL's clean
+# shutdown and the release of the leader key; the third, 2 s before a strict-mode
+# switchover's synchronous standby followed the new primary.
 #  - STOP_POLLING_INTERVAL: after signalling the postmaster to stop, Patroni reads
 #    pg_controldata every STOP_POLLING_INTERVAL seconds (1) to learn that the shutdown
 #    checkpoint is written; 0.1 notices it within a tenth of a second.
