@@ -132,7 +132,7 @@ func testSwarm(t *testing.T) {
 	})
 
 	var ran []string // every container the hosts ran after the host-down
-	t.Run("host-down of the primary's host, strict synchronous mode", func(t *testing.T) {
+	hostDown := t.Run("host-down of the primary's host, strict synchronous mode", func(t *testing.T) {
 		rep := c.failover(t, "failover-test", "--fault", "host-down", "--timeout", "150s")
 		// No engine reports a dead host: the lease (ttl 20 s) decides.
 		if rep.NewPrimary == rep.OldPrimary || rep.NewLeaderSec <= 0 || rep.NewLeaderSec > 35 {
@@ -203,7 +203,7 @@ func testSwarm(t *testing.T) {
 		start := time.Now()
 		mustPgha(t, "hosts", "delete", "--prefix", prefix)
 		t.Logf("pgha hosts delete: %s", time.Since(start).Round(100*time.Millisecond))
-		if len(ran) == 0 {
+		if len(ran) == 0 && hostDown { // a failed host-down has said why already
 			t.Error("no inner container listed after the host-down")
 		}
 		checkHostsGone(t, prefix, filepath.Join(stateDir, "hosts", prefix), ran)
