@@ -28,12 +28,13 @@ import (
 // services for containers.
 func (s *Swarm) Up(ctx context.Context, topo topology.Cluster, timeout time.Duration) (UpResult, error) {
 	topo.Engine = topology.EngineSwarm
-	u := &upRun{d: s.Docker, topo: topo, deadline: time.Now().Add(timeout)}
+	u := &upRun{d: s.Docker, topo: topo, timeout: timeout}
 	defer u.close()
 	steps := []progress.Named{
 		{Title: "Resolving images", Run: func(ctx context.Context) (string, error) { return s.resolveImages(ctx, u) }},
 		{Title: "Placing the members on the swarm's nodes", Run: func(ctx context.Context) (string, error) { return s.place(ctx, u) }},
 		{Title: "Loading images into the nodes", Run: func(ctx context.Context) (string, error) { return s.loadImages(ctx, u) }},
+		{Run: u.startWaits},
 		{Run: func(ctx context.Context) (string, error) { return s.observe(ctx, u) }},
 		{Title: fmt.Sprintf("Creating the overlay network %s", topo.NetworkName()), Run: func(ctx context.Context) (string, error) { return s.createNetwork(ctx, u) }},
 		{Title: "Starting etcd and the object store", Run: func(ctx context.Context) (string, error) {

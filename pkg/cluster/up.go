@@ -33,6 +33,7 @@ type UpResult struct {
 type upRun struct {
 	d        *Docker
 	topo     topology.Cluster
+	timeout  time.Duration // --timeout: the waits' budget, image builds not included
 	deadline time.Time
 	res      UpResult
 
@@ -77,7 +78,7 @@ func (d *Docker) Up(ctx context.Context, topo topology.Cluster, timeout time.Dur
 	if d.swarm != nil {
 		return d.swarm.Up(ctx, topo, timeout)
 	}
-	u := &upRun{d: d, topo: topo, deadline: time.Now().Add(timeout)}
+	u := &upRun{d: d, topo: topo, timeout: timeout}
 	defer u.close()
 	err := progress.Run(ctx, d.Progress, u.steps())
 	return u.res, err
@@ -100,6 +101,7 @@ func (u *upRun) steps() []progress.Named {
 		{Title: "Resolving images", Run: u.resolveImages},
 		{Run: u.observe},
 		{Run: u.buildImages, Skip: u.isReady},
+		{Run: u.startWaits},
 		{Title: fmt.Sprintf("Creating network %s, volumes and containers", u.topo.NetworkName()), Run: u.create, Skip: func() bool { return !u.missing }},
 		{Run: u.liftNetworkFaults},
 		{Run: u.rejoinCutOff},
@@ -264,6 +266,13 @@ func (u *upRun) buildImages(ctx context.Context) (string, error) {
 		}
 	}
 	u.specs = Plan(u.topo, u.res.Images, u.sec, u.store, socket)
+	return "", nil
+}
+
+// startWaits starts the waits' budget (--timeout) once the images are there:
+// their builds take minutes on a new machine and are not part of it.
+func (u *upRun) startWaits(context.Context) (string, error) {
+	u.deadline = time.Now().Add(u.timeout)
 	return "", nil
 }
 
