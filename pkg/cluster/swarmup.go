@@ -34,7 +34,6 @@ func (s *Swarm) Up(ctx context.Context, topo topology.Cluster, timeout time.Dura
 		{Title: "Resolving images", Run: func(ctx context.Context) (string, error) { return s.resolveImages(ctx, u) }},
 		{Title: "Placing the members on the swarm's nodes", Run: func(ctx context.Context) (string, error) { return s.place(ctx, u) }},
 		{Title: "Loading images into the nodes", Run: func(ctx context.Context) (string, error) { return s.loadImages(ctx, u) }},
-		{Run: u.startWaits},
 		{Run: func(ctx context.Context) (string, error) { return s.observe(ctx, u) }},
 		{Title: fmt.Sprintf("Creating the overlay network %s", topo.NetworkName()), Run: func(ctx context.Context) (string, error) { return s.createNetwork(ctx, u) }},
 		{Title: "Starting etcd and the object store", Run: func(ctx context.Context) (string, error) {

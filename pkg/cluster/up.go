@@ -101,7 +101,6 @@ func (u *upRun) steps() []progress.Named {
 		{Title: "Resolving images", Run: u.resolveImages},
 		{Run: u.observe},
 		{Run: u.buildImages, Skip: u.isReady},
-		{Run: u.startWaits},
 		{Title: fmt.Sprintf("Creating network %s, volumes and containers", u.topo.NetworkName()), Run: u.create, Skip: func() bool { return !u.missing }},
 		{Run: u.liftNetworkFaults},
 		{Run: u.rejoinCutOff},
@@ -119,6 +118,7 @@ func (u *upRun) readySteps() []progress.Named {
 		guardTitle = "Waiting for the guards"
 	}
 	return []progress.Named{
+		{Run: u.startWaits},
 		{Title: fmt.Sprintf("Waiting for etcd (%s)", strings.Join(u.topo.ContainerNames(u.topo.EtcdNames()), ", ")), Run: u.waitEtcd},
 		{Run: u.startFreshLeader, Skip: func() bool { return !u.fresh }},
 		{Title: "Enabling etcd authentication", Run: u.enableEtcdAuth},
@@ -269,8 +269,9 @@ func (u *upRun) buildImages(ctx context.Context) (string, error) {
 	return "", nil
 }
 
-// startWaits starts the waits' budget (--timeout) once the images are there:
-// their builds take minutes on a new machine and are not part of it.
+// startWaits starts the waits' budget (--timeout) where the waits begin, after
+// the images are built or loaded: that takes minutes on a new machine and is
+// not part of it.
 func (u *upRun) startWaits(context.Context) (string, error) {
 	u.deadline = time.Now().Add(u.timeout)
 	return "", nil
