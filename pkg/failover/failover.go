@@ -402,14 +402,21 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 	// its next loop.
 	lastSeen := "not yet checked" // what was wrong last, for the failure message
 	err = poll.For(ctx, opts.Timeout, 50*time.Millisecond, func(ctx context.Context) (bool, error) {
+		// A round cut short by the wait's own deadline saw only that
+		// deadline: keep what the round before it saw.
+		seen := func(format string, a ...any) {
+			if ctx.Err() == nil {
+				lastSeen = fmt.Sprintf(format, a...)
+			}
+		}
 		leaderName, err := clients.KeyValue(ctx, etcd, leaderKey)
 		if err != nil || leaderName == "" {
-			lastSeen = fmt.Sprintf("no leader key (%v)", err)
+			seen("no leader key (%v)", err)
 			return false, nil
 		}
 		lst, err := t.Patroni(ctx, leaderName)
 		if err != nil || !lst.Leading() {
-			lastSeen = fmt.Sprintf("leader %s not running as primary: %s", leaderName, clients.Describe(lst, err))
+			seen("leader %s not running as primary: %s", leaderName, clients.Describe(lst, err))
 			return false, nil
 		}
 		rep.NewPrimary, rep.NewTimeline = leaderName, lst.Timeline
@@ -419,7 +426,7 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 			}
 			st, err := t.Patroni(ctx, n.Name)
 			if err != nil || !st.Streaming() || st.Timeline != lst.Timeline {
-				lastSeen = fmt.Sprintf("%s: %s; primary %s on timeline %d", n.Name, clients.Describe(st, err), leaderName, lst.Timeline)
+				seen("%s: %s; primary %s on timeline %d", n.Name, clients.Describe(st, err), leaderName, lst.Timeline)
 				return false, nil
 			}
 		}
