@@ -18,7 +18,9 @@ func TestRunUntilKeepsTheLastCompleteRound(t *testing.T) {
 		<-ctx.Done()
 		return Report{Checks: []Check{{Name: "patroni1", Detail: "no answer in time"}}}
 	})
-	if rounds != 2 || len(r.Checks) != 1 || r.Checks[0].Detail != "connection refused" {
+	// Rounds after the deadline may start (a tick and the deadline can be
+	// ready at once) and are cut short at once: they must not count either.
+	if rounds < 2 || len(r.Checks) != 1 || r.Checks[0].Detail != "connection refused" {
 		t.Errorf("after %d rounds the report says %+v, want the first round's connection refused", rounds, r.Checks)
 	}
 }
