@@ -400,15 +400,10 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 	// leader key says who the primary is: right after it is unpaused or
 	// reconnected, a deposed primary still reports itself as primary until
 	// its next loop.
-	lastSeen := "not yet checked" // what was wrong last, for the failure message
+	var lastSeen poll.Seen[string] // what was wrong last, for the failure message
+	lastSeen.Note(ctx, "not yet checked")
 	err = poll.For(ctx, opts.Timeout, 50*time.Millisecond, func(ctx context.Context) (bool, error) {
-		// A round cut short by the wait's own deadline saw only that
-		// deadline: keep what the round before it saw.
-		seen := func(format string, a ...any) {
-			if ctx.Err() == nil {
-				lastSeen = fmt.Sprintf(format, a...)
-			}
-		}
+		seen := func(format string, a ...any) { lastSeen.Note(ctx, fmt.Sprintf(format, a...)) }
 		leaderName, err := clients.KeyValue(ctx, etcd, leaderKey)
 		if err != nil || leaderName == "" {
 			seen("no leader key (%v)", err)
@@ -438,7 +433,7 @@ func Run(ctx context.Context, env Env, opts Options) (Report, verify.Report, err
 		if ctx.Err() != nil {
 			return rep, before, ctx.Err()
 		}
-		fail("the cluster was not whole again within %s of the heal (last seen: %s)", opts.Timeout, lastSeen)
+		fail("the cluster was not whole again within %s of the heal (last seen: %s)", opts.Timeout, lastSeen.Last())
 	}
 	switch {
 	case expect == faults.FailoverExpected && rep.NewPrimary == oldPrimary:

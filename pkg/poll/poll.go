@@ -39,3 +39,22 @@ func For(ctx context.Context, d, interval time.Duration, check func(ctx context.
 func Detached(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), d)
 }
+
+// Seen keeps what a wait's rounds saw, for the message when it fails. A
+// round cut short by the wait's own deadline saw only that deadline ("no
+// answer in time" in 0 ms), so it does not replace what an earlier round saw.
+type Seen[T any] struct {
+	v   T
+	set bool
+}
+
+// Note records v, seen in the round whose context is ctx.
+func (s *Seen[T]) Note(ctx context.Context, v T) {
+	if ctx.Err() == nil || !s.set {
+		s.v, s.set = v, true
+	}
+}
+
+// Last is what the last round that ran to its end saw (or, when none did, the
+// last round), and the zero value before any.
+func (s *Seen[T]) Last() T { return s.v }

@@ -29,3 +29,19 @@ func TestForEndsAtItsDeadline(t *testing.T) {
 		t.Errorf("err %v after %s, want the deadline", err, time.Since(start))
 	}
 }
+
+func TestSeenKeepsWhatARoundCutShortDidNotSee(t *testing.T) {
+	var s Seen[string]
+	ctx, cancel := context.WithCancel(context.Background())
+	s.Note(ctx, "connection refused")
+	cancel()
+	s.Note(ctx, "no answer in time")
+	if got := s.Last(); got != "connection refused" {
+		t.Errorf("Last() = %q, want the complete round's", got)
+	}
+	var first Seen[string]
+	first.Note(ctx, "no answer in time")
+	if got := first.Last(); got != "no answer in time" {
+		t.Errorf("with no complete round, Last() = %q, want the cut one's", got)
+	}
+}

@@ -112,21 +112,18 @@ func RunUntil(ctx context.Context, t Target, d time.Duration) Report {
 }
 
 func runUntil(ctx context.Context, d, interval time.Duration, run func(context.Context) Report) Report {
-	var r Report
+	var seen poll.Seen[Report]
 	_ = poll.For(ctx, d, interval, func(pctx context.Context) (bool, error) {
 		vctx, cancel := context.WithTimeout(pctx, 10*time.Second)
 		defer cancel()
-		got := run(vctx)
-		// A round cut short by d's deadline (not by ctx) failed every check
-		// it had not finished with "no answer in time": the round before it
-		// says what was really wrong.
-		if pctx.Err() != nil && ctx.Err() == nil && len(r.Checks) > 0 && !got.OK {
-			return false, nil
+		r := run(vctx)
+		if r.OK {
+			seen = poll.Seen[Report]{} // a pass counts, however late it came
 		}
-		r = got
+		seen.Note(pctx, r)
 		return r.OK, nil
 	})
-	return r
+	return seen.Last()
 }
 
 // why adds the engine's word on a node's container to an error.
