@@ -11,13 +11,16 @@
 # A Patroni that already reads it (PGDG's newer releases) is left as it is; code that moved
 # otherwise fails the build, so that this file gets reviewed.
 set -eu
+. "$(dirname "$0")/edit-line.sh"
 pkg=$(python3 -c 'import os, patroni; print(os.path.dirname(patroni.__file__))')
 f="$pkg/dcs/etcd3.py"
 if ! grep -q "data.get('message')" "$f"; then
-	[ "$(grep -c '^            error = str(data_error)$' "$f")" = 1 ]
-	sed -i "s/^            error = str(data_error)$/            error = str(data_error or data.get('message') or data)  # pgha: upstream #3486/" "$f"
-	[ "$(grep -c "^            code: Optional\[int\] = data_error\['grpc_code'\]$" "$f")" = 1 ]
-	sed -i "s/^            code: Optional\[int\] = data_error\['grpc_code'\]$/            code: Optional[int] = data_error.get('code') or data_error['grpc_code']  # pgha: upstream #3562/" "$f"
+	edit_line "$f" \
+		"            error = str(data_error)" \
+		"            error = str(data_error or data.get('message') or data)  # pgha: upstream #3486"
+	edit_line "$f" \
+		"            code: Optional[int] = data_error['grpc_code']" \
+		"            code: Optional[int] = data_error.get('code') or data_error['grpc_code']  # pgha: upstream #3562"
 	python3 -m compileall -q -f "$f"
 fi
 # The reply seen in the failure must now mean "log in again".

@@ -35,25 +35,33 @@
 #    waits at most the same 2 s for a leader key to appear (read every 50 ms from Patroni's
 #    own watch-fed copy of the keys), and follows as soon as one does. Only that wait
 #    changes: the old primary's own 2-s sleep after releasing the key is left alone.
-# Each edit must match exactly once per expected place, or the build fails: a Patroni
+# Each edit must match exactly one line, or the build fails (edit-line.sh): a Patroni
 # release that changed this code needs this file reviewed.
 set -eu
+. "$(dirname "$0")/edit-line.sh"
 pkg=$(python3 -c 'import os, patroni; print(os.path.dirname(patroni.__file__))')
 pg="$pkg/postgresql/__init__.py"
 ha="$pkg/ha.py"
 api="$pkg/api.py"
 main="$pkg/__main__.py"
-[ "$(grep -c '^        Thread.__init__(self, target=self.serve_forever)$' "$api")" = 1 ]
-sed -i "s/^        Thread.__init__(self, target=self.serve_forever)$/        Thread.__init__(self, target=self.serve_forever, kwargs={'poll_interval': 0.05})  # pgha: was 0.5 (Python's default)/" "$api"
-[ "$(grep -c '^            self.api.shutdown()$' "$main")" = 1 ]
-sed -i 's/^            self.api.shutdown()$/            self.api.shutdown()\n            self.api.server_close()  # pgha: refuse connections instead of leaving them hanging/' "$main"
-[ "$(grep -c '^STOP_POLLING_INTERVAL = 1$' "$pg")" = 1 ]
-sed -i 's/^STOP_POLLING_INTERVAL = 1$/STOP_POLLING_INTERVAL = 0.05  # pgha: was 1/' "$pg"
-[ "$(grep -c 'time.sleep(1)  # give replicas some more time to catch up' "$ha")" = 2 ]
-sed -i 's/time.sleep(1)  # give replicas some more time to catch up/time.sleep(0.05)  # pgha: was 1; give replicas some more time to catch up/' "$ha"
-old='                time.sleep(2)  # Give a time to somebody to take the leader lock'
-[ "$(grep -c "^$old\$" "$ha")" = 1 ]
-sed -i "s/^$old\$/                _pgha_wait_for_leader(self.dcs, 2)  # pgha: was time.sleep(2); Give a time to somebody to take the leader lock/" "$ha"
+edit_line "$api" \
+	"        Thread.__init__(self, target=self.serve_forever)" \
+	"        Thread.__init__(self, target=self.serve_forever, kwargs={'poll_interval': 0.05})  # pgha: was 0.5 (Python's default)"
+edit_line "$main" \
+	"            self.api.shutdown()" \
+	"            self.api.shutdown()" \
+	"            self.api.server_close()  # pgha: refuse connections instead of leaving them hanging"
+edit_line "$pg" "STOP_POLLING_INTERVAL = 1" "STOP_POLLING_INTERVAL = 0.05  # pgha: was 1"
+# The catch-up sleep is in two places: demote() (a switchover) and shutdown() (docker stop).
+for indent in '            ' '                    '; do
+	edit_line "$ha" \
+		"${indent}time.sleep(1)  # give replicas some more time to catch up" \
+		"${indent}time.sleep(0.05)  # pgha: was 1; give replicas some more time to catch up"
+done
+# Only the replica's sleep in process_unhealthy_cluster(); demote()'s own is left alone.
+edit_line "$ha" \
+	"                time.sleep(2)  # Give a time to somebody to take the leader lock" \
+	"                _pgha_wait_for_leader(self.dcs, 2)  # pgha: was time.sleep(2); Give a time to somebody to take the leader lock"
 cat >> "$ha" <<'PY'
 
 
@@ -70,8 +78,5 @@ def _pgha_wait_for_leader(dcs: AbstractDCS, timeout: float) -> None:
 PY
 # Refresh the byte code Debian compiled at install time.
 python3 -m compileall -q -f "$pg" "$ha" "$api" "$main"
-grep -q 'STOP_POLLING_INTERVAL = 0.05' "$pg"
-[ "$(grep -c '^            self.api.server_close()  # pgha' "$main")" = 1 ]
-grep -q "kwargs={'poll_interval': 0.05}" "$api"
 python3 -c 'import patroni.postgresql, patroni.ha as ha; assert callable(ha._pgha_wait_for_leader)'  # postgresql first: its import order
 echo "pgha: Patroni's fixed waits shortened (REST API poll 0.05 s and closed on shutdown, STOP_POLLING_INTERVAL 0.05 s, catch-up sleep 0.05 s, a switchover's follower waits for the new leader instead of 2 s)"
